@@ -1,0 +1,207 @@
+"""The `colorize` command: a thin shell over ``colorizer.Colorizer`` and the registry."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from colorizer.errors import ColorizerError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif"}
+OUTPUT_SUFFIX_MARK = "_colorized"
+
+
+@dataclass
+class Job:
+    src: Path
+    dst: Path
+
+
+@dataclass
+class BatchReport:
+    done: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def find_inputs(patterns: list[str], recursive: bool) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """Expand files, folders and globs into (image, root) pairs; root decides the output layout.
+
+    Returns the pairs and the patterns that matched nothing.
+    """
+    found: list[tuple[Path, Path]] = []
+    unmatched = []
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_dir():
+            walk = path.rglob("*") if recursive else path.glob("*")
+            found += [(p, path) for p in sorted(walk) if _is_image_input(p)]
+        elif path.exists():
+            found.append((path, path.parent))
+        elif glob.has_magic(pattern):
+            matches = sorted(Path(m) for m in glob.glob(pattern, recursive=recursive))
+            found += [(p, p.parent) for p in matches if _is_image_input(p)]
+            unmatched += [] if matches else [pattern]
+        else:
+            unmatched.append(pattern)
+    return list(dict.fromkeys(found)), unmatched
+
+
+def _is_image_input(path: Path) -> bool:
+    # Our own earlier outputs sit beside the inputs: never colorize them again.
+    return (
+        path.is_file()
+        and path.suffix.lower() in IMAGE_SUFFIXES
+        and not path.stem.endswith(OUTPUT_SUFFIX_MARK)
+    )
+
+
+def plan_jobs(inputs: list[tuple[Path, Path]], output_dir: Path | None, suffix: str) -> list[Job]:
+    jobs = []
+    for src, root in inputs:
+        if output_dir is None:
+            dst = src.with_name(f"{src.stem}{OUTPUT_SUFFIX_MARK}{suffix}")
+        else:
+            dst = (output_dir / src.relative_to(root)).with_suffix(suffix)
+        jobs.append(Job(src, dst))
+    return jobs
+
+
+def run_jobs(colorizer, jobs: list[Job], overwrite: bool, progress: bool) -> BatchReport:
+    from tqdm import tqdm
+
+    report = BatchReport()
+    for job in tqdm(jobs, desc="colorizing", unit="image", disable=not progress):
+        if job.dst.exists() and not overwrite:
+            report.skipped.append(job.dst)
+            continue
+        try:
+            colorizer.colorize_file(job.src, job.dst)
+        except (ColorizerError, OSError) as exc:
+            report.failed.append((job.src, str(exc)))
+        else:
+            report.done.append(job.dst)
+    return report
+
+
+def print_report(report: BatchReport, unmatched: list[str]) -> None:
+    for pattern in unmatched:
+        print(f"not found: {pattern}", file=sys.stderr)
+    for dst in report.done if len(report.done) <= 20 else []:
+        print(dst)
+    summary = f"{len(report.done)} colorized"
+    if report.skipped:
+        summary += f", {len(report.skipped)} skipped because the output exists (--overwrite redoes)"
+    if report.failed:
+        summary += f", {len(report.failed)} failed:"
+    print(summary, file=sys.stderr)
+    for src, reason in report.failed:
+        print(f"  {src}: {reason}", file=sys.stderr)
+
+
+def cmd_image(args: argparse.Namespace) -> int:
+    from colorizer.imageio import DEFAULT_MAX_PIXELS
+    from colorizer.pipeline import Colorizer
+
+    inputs, unmatched = find_inputs(args.inputs, args.recursive)
+    if not inputs:
+        print("no input images found in: " + " ".join(args.inputs), file=sys.stderr)
+        return 1
+    colorizer = Colorizer(
+        args.model,
+        weights=args.weights,
+        size=args.size,
+        device=args.device,
+        max_pixels=DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels or None,
+    )
+    output_dir = Path(args.output) if args.output else None
+    jobs = plan_jobs(inputs, output_dir, "." + args.format.lstrip("."))
+    report = run_jobs(colorizer, jobs, args.overwrite, progress=not args.quiet and len(jobs) > 1)
+    print_report(report, unmatched)
+    return 1 if report.failed or unmatched else 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from colorizer import registry
+
+    if args.action == "pull":
+        if not args.name:
+            print("usage: colorize models pull NAME", file=sys.stderr)
+            return 2
+        path = registry.pull(args.name, progress=not args.quiet, force=args.force)
+        print(path)
+        return 0
+    rows = registry.model_table()
+    columns = ["name", "description", "size", "license", "status"]
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    print("  ".join(c.upper().ljust(widths[c]) for c in columns))
+    for row in rows:
+        print("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
+    print(f"\ncache: {registry.cache_dir() / 'models'}  (set COLORIZER_HOME to move it)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="colorize", description="Bring colour to black-and-white photographs and films."
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    image = commands.add_parser(
+        "image", help="colorize photos", description="Colorize photos, folders or globs."
+    )
+    image.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
+    image.add_argument(
+        "-o", "--output", help="write DIR/NAME.png instead of NAME_colorized.png beside the input"
+    )
+    image.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
+    image.add_argument("--model", help="registered model name (see `colorize models`)")
+    image.add_argument("--weights", help="run --model's architecture from this local weights file")
+    image.add_argument("--size", type=int, help="side of the square the network sees")
+    image.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    image.add_argument("--format", default="png", help="output format: png (default), jpg, tif")
+    image.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
+    image.add_argument(
+        "--max-pixels",
+        type=int,
+        default=None,
+        help="refuse larger images (default 200 million; 0 means no limit)",
+    )
+    image.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    image.set_defaults(run=cmd_image)
+
+    models = commands.add_parser("models", help="list or download models")
+    models.add_argument("action", nargs="?", choices=["list", "pull"], default="list")
+    models.add_argument("name", nargs="?", help="model to download (with `pull`)")
+    models.add_argument("--force", action="store_true", help="download again even if cached")
+    models.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    models.set_defaults(run=cmd_models)
+    return parser
+
+
+def _version() -> str:
+    from colorizer import __version__
+
+    return f"colorize {__version__}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    try:
+        return args.run(args)
+    except ColorizerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""The one core API: ``Colorizer`` owns a model and the pre- and post-processing around it.
+
+A photo goes through: read (any kind, EXIF upright) -> L* at full resolution -> L* resized to
+the network's square input -> ab from the network -> ab resized back to full resolution ->
+full-resolution L* + ab -> sRGB. The network never touches L*, so the output keeps the input's
+luminance and resolution; alpha is carried through untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from colorizer import color, imageio
+from colorizer.errors import ColorizerError, WeightsError
+from colorizer.registry import MODELS, architecture, create_model, ensure_weights, model_spec
+
+log = logging.getLogger(__name__)
+
+# Set by the shipped-model work; until then a model must be named.
+DEFAULT_MODEL: str | None = None
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' picks CUDA, then Apple's MPS, then the CPU; an unavailable device is an error."""
+    if str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ColorizerError("device 'cuda' requested but PyTorch sees no CUDA GPU")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ColorizerError("device 'mps' requested but Apple's MPS backend is not available")
+    return device
+
+
+def no_model_message() -> str:
+    return (
+        "no model given and no default model is shipped yet. Name one of the registered models "
+        f"({', '.join(MODELS)}) with --model NAME (Python: Colorizer('NAME')), after fetching its "
+        "weights with `colorize models pull NAME`, or run an architecture from a local file with "
+        "--model ARCH --weights PATH."
+    )
+
+
+class Colorizer:
+    """Colorize grey photos with one model.
+
+    ``model`` is a registered model name (``colorize models``) or, with ``weights``, an
+    architecture name. ``size`` is the side of the square the network sees (default: the
+    model's). Instances are safe to share between threads: inference reads the model only.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        weights: str | Path | None = None,
+        size: int | None = None,
+        device: str | torch.device = "auto",
+        max_pixels: int | None = imageio.DEFAULT_MAX_PIXELS,
+    ) -> None:
+        model = model or DEFAULT_MODEL
+        if model is None:
+            raise WeightsError(no_model_message())
+        spec = MODELS.get(model)
+        if spec is None and weights is None:
+            model_spec(model)  # raises with the list of known models
+        self.name = model
+        self.arch = spec.arch if spec else model
+        architecture(self.arch)  # fail early on an unknown architecture name
+        self.weights = Path(weights) if weights is not None else ensure_weights(model)
+        self.device = resolve_device(device)
+        self.net = create_model(self.arch, self.weights).to(self.device)
+        self.size = self._check_size(size or (spec.input_size if spec else 256))
+        self.max_pixels = max_pixels
+
+    def _check_size(self, size: int) -> int:
+        multiple = getattr(self.net, "input_multiple", 1)
+        if size < multiple or size % multiple:
+            raise ColorizerError(
+                f"network size {size} is not a positive multiple of {multiple}, "
+                f"which the {self.arch} architecture needs"
+            )
+        return size
+
+    def __repr__(self) -> str:
+        return f"Colorizer({self.name!r}, size={self.size}, device='{self.device}')"
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def colorize(self, image: Any) -> Any:
+        """Colorize one image: a path, PIL image or numpy array; returns the same kind.
+
+        Arrays keep their dtype (uint8, uint16, float) and alpha; a path gives a PIL image.
+        """
+        return self.colorize_batch([image])[0]
+
+    def colorize_batch(self, images: Sequence[Any], batch_size: int = 8) -> list[Any]:
+        """Colorize several images; the result equals calling ``colorize`` on each."""
+        results = []
+        for start in range(0, len(images), batch_size):
+            chunk = images[start : start + batch_size]
+            pictures = [self.read(image) for image in chunk]
+            for image, picture, rgb in zip(chunk, pictures, self.colorize_pictures(pictures)):
+                results.append(imageio.to_like(rgb, picture.alpha, image))
+        return results
+
+    def colorize_file(self, src: str | Path, dst: str | Path) -> Path:
+        """Read ``src``, colorize it, write ``dst`` atomically (format from its suffix)."""
+        picture = self.read(src)
+        (rgb,) = self.colorize_pictures([picture])
+        return imageio.write_image(dst, rgb, picture.alpha, bit_depth=picture.bit_depth)
+
+    def read(self, image: Any) -> imageio.Picture:
+        picture = imageio.read_image(image, max_pixels=self.max_pixels)
+        if picture.looks_colour:
+            name = image if isinstance(image, str | Path) else "input image"
+            log.warning("%s looks like a colour photo; colorizing it from its luminance", name)
+        return picture
+
+    def colorize_pictures(self, pictures: Sequence[imageio.Picture]) -> list[np.ndarray]:
+        """Decoded pictures -> H x W x 3 float32 sRGB in [0, 1], one per picture."""
+        lightness = [full_resolution_lightness(p.rgb) for p in pictures]
+        small = torch.stack([resize_plane(light, self.size, self.size) for light in lightness])
+        ab_small = self.predict_ab(small.unsqueeze(1))
+        return [
+            compose(light, ab) for light, ab in zip(lightness, ab_small.float().cpu(), strict=True)
+        ]
+
+    @torch.inference_mode()
+    def predict_ab(self, lightness: torch.Tensor) -> torch.Tensor:
+        """N x 1 x S x S L* (0..100) -> N x 2 x S x S ab from the network."""
+        return self.net(lightness.to(self.device))
+
+
+def full_resolution_lightness(rgb: np.ndarray) -> torch.Tensor:
+    """H x W x 3 sRGB in [0, 1] -> H x W L*. A grey image needs the luminance of one channel only."""
+    tensor = torch.from_numpy(np.ascontiguousarray(rgb))
+    if _is_grey(rgb):
+        # R = G = B: Y equals the linearised channel (the sRGB->XYZ matrix rows sum to Y = 1).
+        return color.lightness_from_y(color.srgb_to_linear(tensor[..., 0]))
+    return color.rgb_to_lightness(tensor.permute(2, 0, 1))[0]
+
+
+def _is_grey(rgb: np.ndarray) -> bool:
+    return bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]))
+
+
+def resize_plane(plane: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Resize H x W or C x H x W planes bilinearly with half-pixel centres, as the published
+    models do; antialiased so that shrinking a 12 MP photo to the network's input does not alias.
+    """
+    batched = plane.reshape(1, -1, *plane.shape[-2:])
+    resized = F.interpolate(
+        batched, size=(height, width), mode="bilinear", align_corners=False, antialias=True
+    )
+    return resized.reshape(*plane.shape[:-2], height, width)
+
+
+def compose(lightness: torch.Tensor, ab: torch.Tensor) -> np.ndarray:
+    """Full-resolution L* (H x W) + network ab (2 x h x w) -> H x W x 3 sRGB in [0, 1]."""
+    ab = resize_plane(ab, *lightness.shape)
+    lab = torch.cat([lightness[None].to(ab.dtype), ab])
+    return color.lab_to_rgb(lab).permute(1, 2, 0).numpy()

@@ -1,4 +1,4 @@
-"""Colour maths against scikit-image 0.26 reference values (pasted, so the test needs no skimage)."""
+"""Colour maths against scikit-image 0.26 reference values, pasted so the test needs no skimage."""
 
 from pathlib import Path
 
@@ -10,7 +10,15 @@ from colorizer import color
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
-RGB = [[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 1], [0.5, 0.5, 0.5], [0.2, 0.4, 0.6], [0.02, 0.01, 0]]
+RGB = [
+    [1, 0, 0],
+    [0, 1, 0],
+    [0, 0, 1],
+    [1, 1, 1],
+    [0.5, 0.5, 0.5],
+    [0.2, 0.4, 0.6],
+    [0.02, 0.01, 0],
+]
 # skimage.color.rgb2lab(RGB)
 LAB = [
     [53.240588, 80.092308, 67.202751],
@@ -158,3 +166,37 @@ def test_empirical_prior_counts_pixels():
     bins = color.ab_bins().tolist()
     assert prior[bins.index([0.0, 0.0])].item() == pytest.approx(2 / 3)
     assert prior[bins.index([40.0, 30.0])].item() == pytest.approx(1 / 3)
+
+
+def test_lab_to_rgb_image_matches_reference_in_gamut():
+    rng = np.random.default_rng(1)
+    rgb = rng.random((64, 64, 3))
+    lab = color.rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1)).permute(1, 2, 0).numpy()
+    fast = color.lab_to_rgb_image(lab.astype(np.float32))
+    assert fast.dtype == np.float32
+    assert np.abs(fast - rgb).max() < 5e-4  # a quarter of an 8-bit step
+
+
+def test_lab_to_rgb_image_clips_out_of_gamut():
+    lab = np.array([[[50, 120, -120], [5, -100, 100], [100, 0, 0]]], dtype=np.float32)
+    rgb = color.lab_to_rgb_image(lab)
+    assert rgb.min() >= 0 and rgb.max() <= 1
+    np.testing.assert_allclose(rgb[0, 2], [1, 1, 1], atol=1e-3)
+
+
+@pytest.mark.parametrize("grey", [False, True])
+def test_lightness_image_matches_reference(grey):
+    rng = np.random.default_rng(2)
+    rgb = rng.random((32, 48, 3)).astype(np.float32)
+    if grey:
+        rgb[..., 1] = rgb[..., 2] = rgb[..., 0]
+    expected = color.rgb_to_lightness(torch.from_numpy(rgb).double().permute(2, 0, 1))[0]
+    got = color.lightness_image(rgb, grey=grey)
+    assert got.dtype == np.float32 and got.shape == (32, 48)
+    assert np.abs(got - expected.numpy()).max() < 1e-3
+
+
+def test_lightness_image_is_exact_for_8_bit_levels():
+    levels = (np.arange(256, dtype=np.float32) / 255).reshape(16, 16, 1).repeat(3, axis=2)
+    expected = color.rgb_to_lightness(torch.from_numpy(levels).double().permute(2, 0, 1))[0]
+    assert np.abs(color.lightness_image(levels, grey=True) - expected.numpy()).max() < 1e-4

@@ -8,6 +8,10 @@ the reference the published Zhang et al. models were trained and run with.
 
 from __future__ import annotations
 
+import functools
+
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -227,3 +231,41 @@ def empirical_prior(ab: torch.Tensor, bins: torch.Tensor | None = None) -> torch
     bins = ab_bins() if bins is None else bins
     counts = torch.bincount(nearest_bin(ab, bins).flatten(), minlength=bins.shape[0])
     return counts.double() / counts.sum()
+
+
+# -- Full-resolution image conversions for inference ------------------------------------------
+# A 12-megapixel photo makes every torch element-wise pass cost ~0.1 s on a small CPU, and the
+# conversions above take ~20 passes. OpenCV does the same sRGB/Lab maths (same matrix, same D65
+# white to 4 digits) in one fused, vectorised pass, ~10x faster; the tests hold it to the torch
+# reference above within 5e-4 in gamut. Out-of-gamut colours are clipped by both, differently.
+
+
+def lab_to_rgb_image(lab: np.ndarray) -> np.ndarray:
+    """H x W x 3 float32 Lab -> H x W x 3 float32 sRGB clipped to [0, 1]."""
+    rgb = cv2.cvtColor(np.ascontiguousarray(lab, dtype=np.float32), cv2.COLOR_Lab2RGB)
+    return np.clip(rgb, 0.0, 1.0, out=rgb)
+
+
+def lightness_image(rgb: np.ndarray, grey: bool = False) -> np.ndarray:
+    """H x W x 3 float sRGB in [0, 1] -> H x W float32 L* (0..100); ``grey``: R = G = B.
+
+    Linearises through a 2^16-entry table of ``srgb_to_linear``: exact for 8- and 16-bit
+    sources, within 5e-4 L* for float ones (OpenCV's own RGB2Lab is off by up to 0.25 L*).
+    """
+    table = _linearisation_table()
+    if grey:
+        y = table[_table_index(rgb[..., 0])]
+    else:
+        weights = XYZ_FROM_RGB[1].tolist()  # the Y row
+        y = sum(w * table[_table_index(rgb[..., c])] for c, w in enumerate(weights))
+    return lightness_from_y(torch.from_numpy(np.asarray(y, dtype=np.float32))).numpy()
+
+
+def _table_index(channel: np.ndarray) -> np.ndarray:
+    return np.rint(np.clip(channel, 0.0, 1.0) * 65535).astype(np.uint16)
+
+
+@functools.cache
+def _linearisation_table() -> np.ndarray:
+    levels = torch.arange(65536, dtype=torch.float64) / 65535
+    return srgb_to_linear(levels).float().numpy()

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from colorizer import color, imageio
 from colorizer.errors import ColorizerError, WeightsError
@@ -80,7 +80,9 @@ class Colorizer:
         architecture(self.arch)  # fail early on an unknown architecture name
         self.weights = Path(weights) if weights is not None else ensure_weights(model)
         self.device = resolve_device(device)
-        self.net = create_model(self.arch, self.weights).to(self.device)
+        # Channels-last lets oneDNN pick its fastest convolution kernels on CPU and GPU alike.
+        net = create_model(self.arch, self.weights).to(self.device)
+        self.net = net.to(memory_format=torch.channels_last)
         self.size = self._check_size(size or (spec.input_size if spec else 256))
         self.max_pixels = max_pixels
 
@@ -111,7 +113,8 @@ class Colorizer:
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
             pictures = [self.read(image) for image in chunk]
-            for image, picture, rgb in zip(chunk, pictures, self.colorize_pictures(pictures)):
+            colorized = self.colorize_pictures(pictures)
+            for image, picture, rgb in zip(chunk, pictures, colorized, strict=True):
                 results.append(imageio.to_like(rgb, picture.alpha, image))
         return results
 
@@ -130,45 +133,35 @@ class Colorizer:
 
     def colorize_pictures(self, pictures: Sequence[imageio.Picture]) -> list[np.ndarray]:
         """Decoded pictures -> H x W x 3 float32 sRGB in [0, 1], one per picture."""
-        lightness = [full_resolution_lightness(p.rgb) for p in pictures]
-        small = torch.stack([resize_plane(light, self.size, self.size) for light in lightness])
-        ab_small = self.predict_ab(small.unsqueeze(1))
-        return [
-            compose(light, ab) for light, ab in zip(lightness, ab_small.float().cpu(), strict=True)
-        ]
+        lightness = [color.lightness_image(p.rgb, grey=_is_grey(p.rgb)) for p in pictures]
+        small = np.stack([resize_plane(light, self.size, self.size) for light in lightness])
+        ab_small = self.predict_ab(torch.from_numpy(small).unsqueeze(1))
+        ab_small = ab_small.float().cpu().permute(0, 2, 3, 1).numpy()
+        return [compose(light, ab) for light, ab in zip(lightness, ab_small, strict=True)]
 
     @torch.inference_mode()
     def predict_ab(self, lightness: torch.Tensor) -> torch.Tensor:
         """N x 1 x S x S L* (0..100) -> N x 2 x S x S ab from the network."""
-        return self.net(lightness.to(self.device))
-
-
-def full_resolution_lightness(rgb: np.ndarray) -> torch.Tensor:
-    """H x W x 3 sRGB in [0, 1] -> H x W L*. A grey image needs the luminance of one channel only."""
-    tensor = torch.from_numpy(np.ascontiguousarray(rgb))
-    if _is_grey(rgb):
-        # R = G = B: Y equals the linearised channel (the sRGB->XYZ matrix rows sum to Y = 1).
-        return color.lightness_from_y(color.srgb_to_linear(tensor[..., 0]))
-    return color.rgb_to_lightness(tensor.permute(2, 0, 1))[0]
+        lightness = lightness.to(self.device).contiguous(memory_format=torch.channels_last)
+        return self.net(lightness)
 
 
 def _is_grey(rgb: np.ndarray) -> bool:
-    return bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]))
-
-
-def resize_plane(plane: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Resize H x W or C x H x W planes bilinearly with half-pixel centres, as the published
-    models do; antialiased so that shrinking a 12 MP photo to the network's input does not alias.
-    """
-    batched = plane.reshape(1, -1, *plane.shape[-2:])
-    resized = F.interpolate(
-        batched, size=(height, width), mode="bilinear", align_corners=False, antialias=True
+    return bool(
+        np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])
     )
-    return resized.reshape(*plane.shape[:-2], height, width)
 
 
-def compose(lightness: torch.Tensor, ab: torch.Tensor) -> np.ndarray:
-    """Full-resolution L* (H x W) + network ab (2 x h x w) -> H x W x 3 sRGB in [0, 1]."""
+def resize_plane(plane: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize an H x W (x C) float32 map: area averaging when shrinking (no aliasing from a
+    12 MP photo), else bilinear with half-pixel centres as the published models upsample ab.
+    """
+    shrinking = height <= plane.shape[0] and width <= plane.shape[1]
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(plane, (width, height), interpolation=interpolation)
+
+
+def compose(lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    """Full-resolution L* (H x W) + network ab (h x w x 2) -> H x W x 3 sRGB in [0, 1]."""
     ab = resize_plane(ab, *lightness.shape)
-    lab = torch.cat([lightness[None].to(ab.dtype), ab])
-    return color.lab_to_rgb(lab).permute(1, 2, 0).numpy()
+    return color.lab_to_rgb_image(cv2.merge([lightness, ab]))

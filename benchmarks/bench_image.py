@@ -1,0 +1,199 @@
+"""Photo colorization speed: the published pipeline, OpenCV DNN on the Caffe release, and ours.
+
+Run:  python benchmarks/bench_image.py [--repeat 3] [--threads 2]
+
+All three run ECCV16 (seeded random weights of the published shapes when the real files are
+absent; speed does not depend on the values) on a 4000x3000 and a 256x256 grey photo, in one
+process so that the ratios are fair on a noisy machine:
+
+(a) published: PIL bicubic resize + scikit-image Lab + PyTorch eager, as ``colorizers``' demo;
+(b) seeds: OpenCV DNN on the Caffe prototxt/caffemodel, as the seed documents run it;
+(c) ours: ``colorizer.Colorizer``.
+
+It also measures the machine's convolution limit for ECCV16 at 256x256: each of the network's
+convolutions timed alone at its best (same shapes, same threads); their sum is the floor that
+the whole network's time is compared with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+PROTOTXT = SHARED / "data" / "eccv16" / "colorization_deploy_v2.prototxt"
+
+
+def best_time(function, repeat: int) -> float:
+    """Best wall time of ``repeat`` calls after one warm-up call (the warm-up pays one-off costs)."""
+    function()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def grey_photo(height: int, width: int) -> np.ndarray:
+    """A photo-like grey uint8 image: a real B&W photo resized when ../shared has one."""
+    source = SHARED / "data" / "bw" / "07_landscape_tetons_snake_river_1942.jpg"
+    if source.exists():
+        image = Image.open(source).convert("L").resize((width, height), Image.BICUBIC)
+        return np.asarray(image)
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=(height // 8 + 1, width // 8 + 1)).astype(np.float32)
+    smooth = np.asarray(Image.fromarray(noise).resize((width, height), Image.BICUBIC))
+    return np.clip(128 + 40 * smooth, 0, 255).astype(np.uint8)
+
+
+def random_eccv16_weights(directory: Path) -> Path:
+    from colorizer.registry import create_model
+
+    torch.manual_seed(0)
+    path = directory / "eccv16-random.pth"
+    torch.save(create_model("eccv16").state_dict(), path)
+    return path
+
+
+# -- (a) the published pipeline -------------------------------------------------------------
+
+
+def published_pipeline(net: nn.Module, rgb: np.ndarray) -> np.ndarray:
+    """colorizers/util.py + demo_release.py: preprocess_img, model, postprocess_tens."""
+    from skimage import color as skcolor
+
+    small = np.asarray(Image.fromarray(rgb).resize((256, 256), resample=3))
+    l_orig = skcolor.rgb2lab(rgb)[:, :, 0]
+    l_small = skcolor.rgb2lab(small)[:, :, 0]
+    tens_orig = torch.Tensor(l_orig)[None, None]
+    tens_small = torch.Tensor(l_small)[None, None]
+    with torch.no_grad():
+        ab = net(tens_small)
+    if ab.shape[2:] != tens_orig.shape[2:]:
+        ab = F.interpolate(ab, size=tens_orig.shape[2:], mode="bilinear")
+    lab = torch.cat((tens_orig, ab), dim=1)
+    return skcolor.lab2rgb(lab.data.cpu().numpy()[0].transpose((1, 2, 0)))
+
+
+# -- (b) OpenCV DNN on the Caffe files, as the seed documents do ------------------------------
+
+
+def opencv_net(caffemodel: Path):
+    import cv2
+
+    from colorizer.color import ab_bins
+
+    net = cv2.dnn.readNetFromCaffe(str(PROTOTXT), str(caffemodel))
+    points = ab_bins().numpy().T.reshape(2, 313, 1, 1).astype(np.float32)
+    net.getLayer(net.getLayerId("class8_ab")).blobs = [points]
+    net.getLayer(net.getLayerId("conv8_313_rh")).blobs = [np.full((1, 313), 2.606, np.float32)]
+    return net
+
+
+def opencv_pipeline(net, bgr: np.ndarray) -> np.ndarray:
+    import cv2
+
+    scaled = bgr.astype(np.float32) / 255
+    lab = cv2.cvtColor(scaled, cv2.COLOR_BGR2Lab)
+    light = cv2.split(cv2.resize(lab, (224, 224)))[0] - 50
+    net.setInput(cv2.dnn.blobFromImage(light))
+    ab = net.forward()[0].transpose((1, 2, 0))
+    ab = cv2.resize(ab, (bgr.shape[1], bgr.shape[0]))
+    out = cv2.cvtColor(np.concatenate((lab[:, :, :1], ab), axis=2), cv2.COLOR_Lab2BGR)
+    return (np.clip(out, 0, 1) * 255).astype(np.uint8)
+
+
+# -- the convolution limit ------------------------------------------------------------------
+
+
+def convolution_floor(net: nn.Module, size: int, repeat: int) -> float:
+    """Sum over the network's convolutions of each one's best time alone, same shapes."""
+    shapes: list[tuple[nn.Module, torch.Size]] = []
+    hooks = [
+        module.register_forward_hook(lambda m, args, out: shapes.append((m, args[0].shape)))
+        for module in net.modules()
+        if isinstance(module, nn.Conv2d | nn.ConvTranspose2d)
+    ]
+    with torch.inference_mode():
+        net(torch.rand(1, 1, size, size) * 100)
+    for hook in hooks:
+        hook.remove()
+    total = 0.0
+    with torch.inference_mode():
+        for module, shape in shapes:
+            x = torch.randn(shape).contiguous(memory_format=torch.channels_last)
+            conv = module.to(memory_format=torch.channels_last)
+            total += best_time(lambda conv=conv, x=x: conv(x), repeat + 2)
+    net.to(memory_format=torch.contiguous_format)
+    return total
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from colorizer import Colorizer
+    from colorizer.registry import create_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = random_eccv16_weights(Path(tmp))
+        published_net = create_model("eccv16", weights)
+        ours = Colorizer("eccv16", weights=weights, size=256, device="cpu")
+        caffe = None
+        if PROTOTXT.exists():
+            from caffe_fixture import write_random_caffemodel
+
+            caffe = opencv_net(write_random_caffemodel(PROTOTXT, Path(tmp) / "r.caffemodel"))
+
+        print(f"torch {torch.__version__}, {args.threads} threads, best of {args.repeat}")
+        rows = []
+        for height, width in [(3000, 4000), (256, 256)]:
+            grey = grey_photo(height, width)
+            rgb = np.repeat(grey[..., None], 3, axis=2)
+            timings = {
+                "a_published": best_time(lambda: published_pipeline(published_net, rgb), args.repeat),
+                "c_ours": best_time(lambda: ours.colorize(grey), args.repeat),
+            }
+            if caffe is not None:
+                timings["b_opencv_caffe"] = best_time(lambda: opencv_pipeline(caffe, rgb), args.repeat)
+            rows.append((f"{width}x{height}", timings))
+
+        light = torch.rand(1, 1, 256, 256) * 100
+        with torch.inference_mode():
+            net_published = best_time(lambda: published_net(light), args.repeat)
+        net_ours = best_time(lambda: ours.predict_ab(light), args.repeat)
+        floor = convolution_floor(create_model("eccv16", weights), 256, args.repeat)
+
+    print("\nend to end (decoded array in, colour array out), seconds:")
+    for label, timings in rows:
+        ratio = timings["a_published"] / timings["c_ours"]
+        cells = "  ".join(f"{name} {t:7.3f}" for name, t in sorted(timings.items()))
+        print(f"  {label:>10}: {cells}   published/ours = {ratio:5.2f}x")
+        if "b_opencv_caffe" in timings:
+            print(f"{'':14}opencv_caffe/ours = {timings['b_opencv_caffe'] / timings['c_ours']:5.2f}x")
+    print("\nnetwork only, ECCV16 at 256x256 (41.8 GMACs), seconds:")
+    print(f"  published eager {net_published:.3f}   ours {net_ours:.3f}")
+    print(f"  convolution floor (each conv alone, best) {floor:.3f}")
+    print(f"  ours / floor = {net_ours / floor:.2f}   (target <= 1.25)")
+    print(f"  ours = {41.8 / net_ours:.1f} GMAC/s; floor = {41.8 / floor:.1f} GMAC/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).parent))
+    sys.exit(main())

@@ -1,0 +1,531 @@
+"""Read and write every image kind the project handles: files, PIL images and numpy arrays.
+
+Everything leaves `read_image` in one form, a `Picture`: float32 sRGB in [0, 1], H x W x 3, turned
+upright by its EXIF orientation, plus an optional H x W alpha plane. `write_image` takes the same
+form back, and `to_like` converts a result into the kind the caller originally passed in.
+
+Pillow decodes most files. OpenCV decodes 16-bit colour PNG and TIFF, which Pillow would cut to
+8 bits, and encodes 16-bit output, since Pillow cannot write 48-bit RGB. Arrays are in RGB order
+everywhere in this module, never OpenCV's BGR.
+
+Embedded ICC profiles are not applied: pixel values are taken to be sRGB as stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import threading
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import cv2
+import numpy as np
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+
+from colorizer.errors import ColorizerError, ImageReadError
+
+# 200 MP lets a 12 MP photo and a 100 MP film or flatbed scan through with room to spare (a
+# 16000 x 12000 drum scan is 192 MP). Beyond that a header is far likelier to be a decompression
+# bomb (a few KB of PNG can claim 50000 x 50000) than a photograph, and 200 MP already needs 2.4 GB
+# as float32 RGB before any model runs. Pillow's own limit (89 MP warning, 179 MP error) is too low.
+DEFAULT_MAX_PIXELS = 200_000_000
+
+_WRITE_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+}
+WRITE_SUFFIXES = tuple(_WRITE_FORMATS)
+_ALPHA_FORMATS = {"PNG", "TIFF", "WEBP"}
+_DEEP_FORMATS = {"PNG", "TIFF"}
+
+# Single-channel Pillow modes that hold more than 8 bits, with the value that means white.
+_DEEP_GREY_MODES = {
+    "I;16": 65535,
+    "I;16L": 65535,
+    "I;16B": 65535,
+    "I;16N": 65535,
+    "I": 65535,
+    "F": 1,
+}
+
+# Mild overshoot (resampling, model output) is clipped; anything wider is a scale mistake.
+_FLOAT_SLACK = 0.1
+
+# looks_colour works on a copy at most this many pixels on its long side, blurred a little: enough
+# to keep small coloured objects, while averaging away scan noise and JPEG chroma noise.
+_COLOUR_SIDE = 256
+_COLOUR_BLUR = 1.5  # Gaussian sigma in pixels of that copy
+# 99th percentiles, in Lab units, of chroma off the dominant hue and of tint strength unusual for
+# the pixel's lightness (see _looks_colour). Calibration: the B&W scans in shared/data/bw (two of
+# them sepia) score at most 1.4 and 2.2, sepia-toned photos in the colour data sets at most 2.5
+# and 6.9; about 98% of 800 photos from COCO, ImageNet and BSDS exceed a limit, the rest being
+# toned B&W or near-monochrome scenes (snow, fog, a grey car mirror) where either answer is fine.
+_OFF_HUE_LIMIT = 6.0
+_OFF_STRENGTH_LIMIT = 15.0
+
+# Serialises the rare retries that lift Pillow's global MAX_IMAGE_PIXELS (see _pillow_may_refuse).
+_PILLOW_LIMIT_LOCK = threading.Lock()
+
+
+@dataclass(eq=False)
+class Picture:
+    """A decoded image, in the form the rest of the project works with."""
+
+    rgb: np.ndarray  # H x W x 3 float32 in [0, 1], sRGB, EXIF-rotated upright
+    alpha: np.ndarray | None  # H x W float32 in [0, 1], or None
+    bit_depth: int  # 8 or 16: precision of the source, used to choose the output depth
+    source_mode: str  # e.g. "L", "RGB", "P", "CMYK", "I;16", "RGB16" (informative only)
+    looks_colour: bool  # the input has real colour, not grey or one uniform tint such as sepia
+
+
+def read_image(src, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Picture:
+    """Read `src` (a path, a PIL image or a numpy array) into a `Picture`.
+
+    Arrays are H x W, H x W x 1, H x W x 2 (grey + alpha), H x W x 3 (RGB) or H x W x 4 (RGBA), of
+    dtype uint8, uint16 or float in [0, 1]. Images over `max_pixels` are refused before decoding;
+    None (or 0, as the command line's `--max-pixels 0` passes it) means no limit. Every failure is
+    an `ImageReadError` that names the input and the problem.
+    """
+    limit = _pixel_limit(max_pixels)
+    if isinstance(src, np.ndarray):
+        return _read_array(src, limit)
+    if isinstance(src, Image.Image):
+        name = f"PIL image '{src.filename}'" if getattr(src, "filename", "") else "PIL image"
+        return _pillow_may_refuse(lambda: _read_pil(src, name, limit))
+    if isinstance(src, str | os.PathLike):
+        return _read_path(Path(src), limit)
+    raise ImageReadError(
+        f"cannot read {type(src).__name__}: expected a file path, a PIL image or a numpy array"
+    )
+
+
+def write_image(
+    path,
+    rgb: np.ndarray,
+    alpha: np.ndarray | None = None,
+    *,
+    bit_depth: int = 8,
+    jpeg_quality: int = 95,
+) -> Path:
+    """Write float RGB in [0, 1] (H x W x 3) and optional alpha to `path`; return the path.
+
+    The format follows the suffix (see WRITE_SUFFIXES). bit_depth=16 gives 16-bit PNG and TIFF;
+    JPEG, WebP and BMP hold 8 bits only and get 8. Alpha is kept in PNG, TIFF and WebP and
+    dropped (not composited) for JPEG and BMP. `jpeg_quality` also sets the WebP quality. The file
+    appears atomically: a failure leaves no partial file, no temp file, and any old file intact.
+    """
+    path = Path(path)
+    fmt = _WRITE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ColorizerError(
+            f"cannot write '{path}': unknown image suffix {path.suffix!r}; "
+            f"supported: {', '.join(WRITE_SUFFIXES)}"
+        )
+    if bit_depth not in (8, 16):
+        raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth!r}")
+    if not 1 <= jpeg_quality <= 100:
+        raise ValueError(f"jpeg_quality must be between 1 and 100, got {jpeg_quality!r}")
+    pixels = _with_alpha(rgb, alpha, keep=alpha is not None and fmt in _ALPHA_FORMATS)
+    if bit_depth == 16 and fmt in _DEEP_FORMATS:
+        encode = _opencv_encoder(pixels, ".png" if fmt == "PNG" else ".tiff")
+    else:
+        encode = _pillow_encoder(pixels, fmt, jpeg_quality)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomically(path, encode)
+    return path
+
+
+def to_like(rgb: np.ndarray, alpha: np.ndarray | None, like):
+    """Return `rgb` (and `alpha`) in the same kind as `like`, the original input to read_image.
+
+    ndarray -> ndarray of like's dtype with 3 channels, or 4 if like had alpha (H x W x 2 or 4).
+    PIL image -> PIL "RGBA" if like had transparency, else "RGB" (8-bit even for 16-bit modes).
+    Path -> PIL "RGBA" if `alpha` is given, else "RGB". If `like` had no alpha, `alpha` is
+    dropped; if it had one and `alpha` is None, the result is opaque.
+    """
+    if isinstance(like, np.ndarray):
+        keep = like.ndim == 3 and like.shape[2] in (2, 4)
+        return _quantize(_with_alpha(rgb, alpha, keep), like.dtype)
+    if isinstance(like, Image.Image):
+        keep = like.has_transparency_data
+    elif isinstance(like, str | os.PathLike):
+        keep = alpha is not None
+    else:
+        raise TypeError(f"like must be a path, PIL image or numpy array, not {type(like).__name__}")
+    return Image.fromarray(_quantize(_with_alpha(rgb, alpha, keep), np.dtype(np.uint8)))
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def _pixel_limit(max_pixels: int | None) -> int | None:
+    if max_pixels is None or max_pixels == 0:
+        return None
+    if max_pixels < 0:
+        raise ValueError(f"max_pixels must be positive, 0 or None, got {max_pixels!r}")
+    return int(max_pixels)
+
+
+def _fail(name: str, problem: str) -> ImageReadError:
+    return ImageReadError(f"cannot read {name}: {problem}")
+
+
+def _check_pixels(name: str, size: tuple[int, int], limit: int | None) -> None:
+    width, height = size
+    if limit is not None and width * height > limit:
+        raise ImageReadError(
+            f"refusing to read {name}: it has {width * height:,} pixels ({width} x {height}), "
+            f"over the limit of {limit:,} pixels that guards against decompression bombs. "
+            "If you trust it, pass max_pixels=None in Python or --max-pixels 0 on the command line."
+        )
+
+
+def _pillow_may_refuse(read: Callable[[], Picture]) -> Picture:
+    """Run `read` so that our pixel limit, not Pillow's global one, decides what is too big."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return read()
+    except Image.DecompressionBombError:
+        pass
+    # Pillow refused before we could look (over 2 x Image.MAX_IMAGE_PIXELS). Lift its limit for
+    # this retry only; _check_pixels still applies ours, and the old value is always restored.
+    # Pillow calls in other threads meanwhile run unchecked, so this is kept to the rare case.
+    with _PILLOW_LIMIT_LOCK:
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return read()
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def _read_path(path: Path, limit: int | None) -> Picture:
+    name = f"image file '{path}'"
+    if not path.exists():
+        raise _fail(name, "no such file")
+    if path.is_dir():
+        raise _fail(name, "it is a directory, not an image file")
+    if path.stat().st_size == 0:
+        raise _fail(name, "the file is empty (0 bytes)")
+    return _pillow_may_refuse(lambda: _read_file(path, name, limit))
+
+
+def _read_file(path: Path, name: str, limit: int | None) -> Picture:
+    # Pillow gets a file object, not the path: from a path it memory-maps uncompressed TIFFs,
+    # and that route garbles those with a rotating Orientation tag (seen with Pillow 13).
+    try:
+        f = path.open("rb")
+    except PermissionError:
+        raise _fail(name, "permission denied") from None
+    except OSError as exc:
+        raise _fail(name, exc.strerror or str(exc)) from exc
+    with f, _open(f, path, name) as im:
+        _check_pixels(name, im.size, limit)  # Image.open read only the header so far
+        if _is_deep_colour(im, path):
+            return _read_deep_colour(path, name, im)
+        return _read_pil(im, name, limit=None)
+
+
+def _open(f: BinaryIO, path: Path, name: str) -> Image.Image:
+    try:
+        return Image.open(f)
+    except UnidentifiedImageError:
+        raise _fail(name, _describe_non_image(path)) from None
+    except Image.DecompressionBombError:
+        raise
+    except Exception as exc:
+        raise _fail(name, f"the file is damaged or not an image ({exc})") from exc
+
+
+def _describe_non_image(path: Path) -> str:
+    with path.open("rb") as f:
+        head = f.read(512)
+    if head.startswith(b"PK\x03\x04"):
+        return "it is a ZIP archive (or a document packed as one), not an image"
+    if head.startswith(b"%PDF"):
+        return "it is a PDF document, not an image"
+    if _is_text(head):
+        return "it is a text file, not an image"
+    return "it is not in any image format Pillow recognises (damaged or unsupported)"
+
+
+def _is_text(head: bytes) -> bool:
+    if b"\0" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(head) - 3  # only a character cut off by the 512-byte read
+    return True
+
+
+def _is_deep_colour(im: Image.Image, path: Path) -> bool:
+    """True for 16-bit colour (or grey + alpha) files that Pillow would decode to 8 bits."""
+    if im.mode not in ("RGB", "RGBA", "LA"):
+        return False  # 16-bit grey opens as "I;16", which Pillow keeps at full precision
+    if im.format == "PNG":
+        with path.open("rb") as f:
+            header = f.read(26)
+        return header[12:16] == b"IHDR" and header[24] == 16
+    if im.format == "TIFF":
+        bits = im.tag_v2.get(258, 8)  # BitsPerSample: one value, or one per channel
+        return max(bits) > 8 if isinstance(bits, tuple) else bits > 8
+    return False
+
+
+def _read_deep_colour(path: Path, name: str, im: Image.Image) -> Picture:
+    # imdecode, not imread: imread cannot open non-ASCII paths on Windows. IMREAD_UNCHANGED
+    # keeps 16 bits and alpha.
+    data = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if data is None:
+        raise _fail(name, "its 16-bit image data is corrupt or truncated (OpenCV cannot decode it)")
+    if data.ndim == 3 and data.shape[2] >= 3:
+        data = data[..., [2, 1, 0, 3][: data.shape[2]]]  # BGR(A) -> RGB(A)
+    # IMREAD_UNCHANGED leaves EXIF orientation to us, except that OpenCV's TIFF decoder always
+    # applies the TIFF Orientation tag itself (grfmt_tiff.cpp, fixOrientation).
+    if im.format != "TIFF":
+        data = _ORIENT.get(_orientation(im), lambda a: a)(data)
+    channels = 1 if data.ndim == 2 else data.shape[2]
+    mode = {1: "I;16", 2: "LA16", 3: "RGB16", 4: "RGBA16"}[channels]
+    return _from_array(data, name, mode, clip=True)
+
+
+def _read_pil(im: Image.Image, name: str, limit: int | None) -> Picture:
+    _check_pixels(name, im.size, limit)
+    try:
+        # Decode everything now: with Pillow's LOAD_TRUNCATED_IMAGES off (its default), a
+        # truncated file raises here instead of coming back partly grey.
+        im.load()
+        upright = ImageOps.exif_transpose(im) if _orientation(im) != 1 else im
+        return _from_pil(upright, name, im.mode)
+    except (ImageReadError, Image.DecompressionBombError, MemoryError):
+        raise
+    except Exception as exc:
+        raise _fail(name, f"the image data is corrupt or truncated ({exc})") from exc
+
+
+def _orientation(im: Image.Image) -> int:
+    """EXIF orientation 1-8 (1 when absent or unreadable)."""
+    # On a PNG with no eXIf chunk before its pixel data, Pillow's getexif() decodes the whole image
+    # to look for one after it: a full 8-bit decode the 16-bit path must not pay for. (Once an
+    # image is loaded, such a late chunk is in im.info as well.)
+    if im.format == "PNG" and "exif" not in im.info:
+        return 1
+    try:
+        value = im.getexif().get(ExifTags.Base.Orientation, 1)
+    except Exception:
+        return 1  # broken EXIF must not make a good image unreadable
+    return value if value in range(1, 9) else 1
+
+
+# EXIF orientation -> the array operation that makes the image upright (as exif_transpose does).
+_ORIENT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def _from_pil(im: Image.Image, name: str, source_mode: str) -> Picture:
+    if im.mode in _DEEP_GREY_MODES:
+        grey = np.asarray(im).astype(np.float32) / _DEEP_GREY_MODES[im.mode]
+        grey = np.clip(np.nan_to_num(grey), 0, 1)  # "I" and "F" have no fixed range
+        return _picture(grey[..., None], 16, source_mode)
+    try:
+        rgb = im.convert("RGBA" if im.has_transparency_data else "RGB")
+    except ValueError:
+        raise _fail(name, f"its colour mode {im.mode!r} is not supported") from None
+    return _picture(np.asarray(rgb, dtype=np.float32) / 255, 8, source_mode)
+
+
+def _read_array(arr: np.ndarray, limit: int | None) -> Picture:
+    name = "array"
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4) or arr.size == 0:
+        raise _fail(
+            name,
+            "expected an H x W, H x W x 1, H x W x 2 (grey + alpha), H x W x 3 (RGB) or "
+            f"H x W x 4 (RGBA) array, got shape {arr.shape}",
+        )
+    _check_pixels(name, (arr.shape[1], arr.shape[0]), limit)
+    base = ("L", "LA", "RGB", "RGBA")[arr.shape[2] - 1]
+    suffix = "16" if arr.dtype == np.uint16 else "F" if arr.dtype.kind == "f" else ""
+    mode = {"L16": "I;16", "LF": "F"}.get(base + suffix, base + suffix)
+    return _from_array(arr, name, mode, clip=False)
+
+
+def _from_array(data: np.ndarray, name: str, mode: str, *, clip: bool) -> Picture:
+    """Scale uint8 / uint16 / float data (channels in RGB order) to [0, 1] and build a Picture."""
+    if data.ndim == 2:
+        data = data[..., None]
+    if data.dtype == np.uint8:
+        return _picture(data.astype(np.float32) / 255, 8, mode)
+    if data.dtype == np.uint16:
+        return _picture(data.astype(np.float32) / 65535, 16, mode)
+    if data.dtype.kind != "f":
+        raise _fail(name, f"unsupported dtype {data.dtype}; expected uint8, uint16 or float")
+    x = data.astype(np.float32)
+    low, high = float(x.min()), float(x.max())
+    if not clip and not (low >= -_FLOAT_SLACK and high <= 1 + _FLOAT_SLACK):
+        raise _fail(
+            name,
+            f"float values must lie in [0, 1], got {low:g} to {high:g} "
+            "(divide 0-255 data by 255, or pass uint8)",
+        )
+    # Float data carries more than 8 bits, so ask for a 16-bit output where the format allows.
+    return _picture(np.clip(np.nan_to_num(x), 0, 1), 16, mode)
+
+
+def _picture(x: np.ndarray, bit_depth: int, source_mode: str) -> Picture:
+    """Build a Picture from H x W x C float32, C = 1 (grey), 2 (grey + alpha), 3 or 4 (RGB(A))."""
+    channels = x.shape[2]
+    colour = x[..., :3] if channels >= 3 else np.repeat(x[..., :1], 3, axis=2)
+    rgb = np.ascontiguousarray(colour, dtype=np.float32)
+    alpha = np.ascontiguousarray(x[..., -1]) if channels in (2, 4) else None
+    return Picture(rgb, alpha, bit_depth, source_mode, _looks_colour(rgb, alpha))
+
+
+def _looks_colour(rgb: np.ndarray, alpha: np.ndarray | None) -> bool:
+    """True when the chroma holds more than one tint: grey, sepia or toned prints are not colour.
+
+    A toned print has one hue, and its strength follows lightness (neutral paper white, warm
+    shadows). So take the dominant hue (the mean a*b* direction) and look at the chroma that is
+    off that hue, or whose strength is unusual for the pixel's lightness.
+    """
+    lab = _small_lab(rgb, alpha)
+    if len(lab) == 0:
+        return False
+    lightness, ab = lab[:, 0], lab[:, 1:]
+    mean = ab.mean(axis=0)
+    norm = float(np.hypot(*mean))
+    hue = mean / norm if norm > 1e-6 else np.array([1.0, 0.0])
+    along = np.clip(ab @ hue, 0, None)
+    across = np.hypot(*(ab - along[:, None] * hue).T)
+    bins = np.minimum(lightness // 10, 9).astype(int)
+    typical = np.zeros(10)
+    for b in np.unique(bins):
+        typical[b] = np.median(along[bins == b])
+    unusual = np.abs(along - typical[bins])
+    return bool(
+        np.percentile(across, 99) > _OFF_HUE_LIMIT
+        or np.percentile(unusual, 99) > _OFF_STRENGTH_LIMIT
+    )
+
+
+def _small_lab(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """N x 3 Lab values of a small, slightly blurred copy, without its transparent pixels."""
+    if alpha is None:
+        return cv2.cvtColor(_shrink(rgb), cv2.COLOR_RGB2Lab).reshape(-1, 3).astype(np.float64)
+    # Transparent pixels often hold arbitrary colour that nobody sees: weight by alpha so that
+    # shrinking and blurring do not smear it into visible neighbours.
+    weight = _shrink(alpha)
+    rgb = np.clip(_shrink(rgb * alpha[..., None]) / np.maximum(weight, 1e-6)[..., None], 0, 1)
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab).reshape(-1, 3).astype(np.float64)
+    return lab[weight.reshape(-1) >= 0.5]
+
+
+def _shrink(plane: np.ndarray) -> np.ndarray:
+    """Downsample and blur a little: small objects survive, sensor and JPEG chroma noise do not."""
+    height, width = plane.shape[:2]
+    scale = min(1.0, _COLOUR_SIDE / max(height, width))
+    if scale < 1:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        plane = cv2.resize(plane, size, interpolation=cv2.INTER_AREA)
+    return cv2.GaussianBlur(plane, (0, 0), _COLOUR_BLUR)
+
+
+# --- writing and conversion ------------------------------------------------------------------
+
+
+def _with_alpha(rgb: np.ndarray, alpha: np.ndarray | None, keep: bool) -> np.ndarray:
+    """Validate and return H x W x 3, or H x W x 4 with alpha (opaque if missing) when `keep`."""
+    if not (isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.size):
+        raise ValueError(f"rgb must be an H x W x 3 array, got {getattr(rgb, 'shape', rgb)!r}")
+    if rgb.dtype.kind != "f":
+        raise ValueError(f"rgb must be float in [0, 1], got dtype {rgb.dtype}")
+    if alpha is not None:
+        alpha = np.asarray(alpha)
+        if alpha.ndim == 3 and alpha.shape[2] == 1:
+            alpha = alpha[..., 0]
+        if alpha.shape != rgb.shape[:2]:
+            raise ValueError(f"alpha must be H x W = {rgb.shape[:2]}, got shape {alpha.shape}")
+    if not keep:
+        return rgb
+    if alpha is None:
+        alpha = np.ones(rgb.shape[:2], dtype=rgb.dtype)
+    return np.dstack([rgb, alpha])
+
+
+def _quantize(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Clip to [0, 1] (NaN -> 0) and round to ``dtype``; a 12 MP photo is a hot path here."""
+    x = np.clip(x, 0, 1)
+    if dtype == np.uint8:
+        return cv2.convertScaleAbs(x, alpha=255)  # scale, round and saturate in one pass
+    x = np.nan_to_num(x, copy=False, nan=0.0)
+    if dtype == np.uint16:
+        x *= 65535
+        x += 0.5
+        return x.astype(np.uint16)
+    return x.astype(dtype if dtype.kind == "f" else np.float32)
+
+
+def _pillow_encoder(pixels: np.ndarray, fmt: str, quality: int) -> Callable[[BinaryIO], None]:
+    options = {
+        "JPEG": {"quality": quality},
+        "WEBP": {"quality": quality},
+        "TIFF": {"compression": "tiff_deflate"},
+    }.get(fmt, {})
+
+    def encode(f: BinaryIO) -> None:
+        Image.fromarray(_quantize(pixels, np.dtype(np.uint8))).save(f, format=fmt, **options)
+
+    return encode
+
+
+def _opencv_encoder(pixels: np.ndarray, ext: str) -> Callable[[BinaryIO], None]:
+    def encode(f: BinaryIO) -> None:
+        data = _quantize(pixels, np.dtype(np.uint16))
+        bgr = data[..., [2, 1, 0, 3][: data.shape[2]]]  # OpenCV expects BGR(A)
+        ok, buffer = cv2.imencode(ext, bgr)
+        if not ok:
+            raise OSError(f"OpenCV could not encode a 16-bit {ext} image")
+        f.write(buffer.tobytes())
+
+    return encode
+
+
+def _write_atomically(path: Path, encode: Callable[[BinaryIO], None]) -> None:
+    # The temp file sits in the same directory so that os.replace is an atomic rename: readers see
+    # the old file or the whole new one, never half an image. os.open with mode 0o666 lets the
+    # umask set the permissions, as for any new file (mkstemp would force 0o600).
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(tmp, flags, 0o666)
+    except OSError as exc:  # name the file the caller asked for, not our temp name
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from exc
+    try:
+        with os.fdopen(fd, "wb") as f:
+            encode(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

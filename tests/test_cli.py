@@ -1,0 +1,120 @@
+"""`colorize` end to end, in-process: naming, folders, globs, resume, errors."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from colorizer.cli import main
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "album"
+    (folder / "1920s").mkdir(parents=True)
+    ramp = np.linspace(0, 255, 24 * 32).reshape(24, 32).astype(np.uint8)
+    for path in [folder / "old.jpg", folder / "1920s" / "wedding.png"]:
+        Image.fromarray(ramp).save(path)
+    return folder
+
+
+@pytest.fixture
+def run(constant_weights):
+    def run_cli(*args):
+        return main(
+            [
+                "image",
+                *map(str, args),
+                "--model",
+                "test-constant",
+                "--weights",
+                str(constant_weights),
+                "--size",
+                "32",
+                "--device",
+                "cpu",
+                "-q",
+            ]
+        )
+
+    return run_cli
+
+
+def test_single_file_written_beside_it(run, photos):
+    assert run(photos / "old.jpg") == 0
+    out = photos / "old_colorized.png"
+    assert Image.open(out).size == (32, 24)
+    assert Image.open(out).mode == "RGB"
+
+
+def test_output_dir_mirrors_the_tree(run, photos, tmp_path):
+    assert run(photos, "--recursive", "-o", tmp_path / "out") == 0
+    assert (tmp_path / "out" / "old.png").is_file()
+    assert (tmp_path / "out" / "1920s" / "wedding.png").is_file()
+
+
+def test_folder_without_recursive_stays_at_top(run, photos, tmp_path):
+    assert run(photos, "-o", tmp_path / "out") == 0
+    assert (tmp_path / "out" / "old.png").is_file()
+    assert not (tmp_path / "out" / "1920s").exists()
+
+
+def test_glob_and_format(run, photos, tmp_path):
+    assert (
+        run(str(photos / "**" / "*.png"), "--recursive", "-o", tmp_path / "o", "--format", "jpg")
+        == 0
+    )
+    assert (tmp_path / "o" / "wedding.jpg").is_file()
+
+
+def test_rerun_skips_finished_and_ignores_own_outputs(run, photos, capsys):
+    assert run(photos) == 0
+    before = (photos / "old_colorized.png").stat().st_mtime_ns
+    capsys.readouterr()
+    assert run(photos) == 0
+    assert "1 skipped" in capsys.readouterr().err  # old_colorized.png is not an input
+    assert (photos / "old_colorized.png").stat().st_mtime_ns == before
+    assert not (photos / "old_colorized_colorized.png").exists()
+
+
+def test_bad_file_is_reported_and_the_batch_carries_on(run, photos, capsys):
+    (photos / "broken.jpg").write_bytes(b"garbage")
+    assert run(photos, "--overwrite") == 1
+    err = capsys.readouterr().err
+    assert "1 failed" in err and "broken.jpg" in err
+    assert (photos / "old_colorized.png").is_file()
+
+
+def test_missing_input_is_reported(run, photos, capsys):
+    assert run(photos / "old.jpg", photos / "nope.jpg") == 1
+    assert "not found" in capsys.readouterr().err
+    assert (photos / "old_colorized.png").is_file()
+
+
+def test_no_model_tells_what_to_do(photos, capsys):
+    assert main(["image", str(photos / "old.jpg")]) == 1
+    assert "colorize models pull" in capsys.readouterr().err
+
+
+def test_models_lists_the_registry(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("COLORIZER_HOME", str(tmp_path))
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in ["eccv16", "siggraph17", "eccv16-caffe"]:
+        assert name in out
+    assert "BSD-2-Clause" in out and "not downloaded" in out
+
+
+def test_pull_without_network_explains(capsys, monkeypatch, tmp_path):
+    from colorizer import registry
+
+    monkeypatch.setenv("COLORIZER_HOME", str(tmp_path))
+    spec = registry.MODELS["eccv16"]
+    # A closed local port stands in for being offline.
+    monkeypatch.setitem(
+        registry.MODELS,
+        "eccv16",
+        registry.ModelSpec(**{**spec.__dict__, "url": "http://127.0.0.1:9/x.pth"}),
+    )
+    assert main(["models", "pull", "eccv16", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "127.0.0.1:9" in err and spec.sha256 in err

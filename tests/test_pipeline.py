@@ -1,0 +1,138 @@
+"""The Colorizer core: invariants of the pre/post-processing around any model."""
+
+import logging
+import threading
+
+import numpy as np
+import pytest
+from conftest import CONSTANT_AB
+from PIL import Image
+from skimage import color as skcolor
+
+from colorizer import Colorizer, ImageReadError, WeightsError
+from colorizer.errors import ColorizerError
+
+
+@pytest.fixture(scope="module")
+def colorizer(constant_weights):
+    return Colorizer("test-constant", weights=constant_weights, size=32, device="cpu")
+
+
+def grey_ramp(height: int, width: int) -> np.ndarray:
+    ramp = np.linspace(0.1, 0.9, height * width).reshape(height, width)
+    return (ramp * 255).round().astype(np.uint8)
+
+
+def test_output_is_input_lightness_with_model_ab(colorizer):
+    grey = grey_ramp(37, 53)
+    out = colorizer.colorize(grey)
+    assert out.shape == (37, 53, 3) and out.dtype == np.uint8
+    lab_in = skcolor.rgb2lab(np.repeat(grey[..., None], 3, axis=2))
+    expected = skcolor.lab2rgb(np.dstack([lab_in[..., 0], np.full((37, 53, 2), CONSTANT_AB)]))
+    # Off by at most one 8-bit step from scikit-image's independent conversion.
+    assert np.abs(out.astype(float) - expected * 255).max() <= 1.0
+    lab_out = skcolor.rgb2lab(out)
+    assert np.abs(lab_out[..., 0] - lab_in[..., 0]).mean() < 0.3
+
+
+@pytest.mark.parametrize(("height", "width"), [(1, 1), (10000, 30), (3, 2), (255, 257)])
+def test_any_size_is_kept(colorizer, height, width):
+    out = colorizer.colorize(grey_ramp(height, width))
+    assert out.shape == (height, width, 3)
+
+
+def test_alpha_is_carried_through(colorizer):
+    rgba = np.dstack([np.repeat(grey_ramp(20, 24)[..., None], 3, axis=2), grey_ramp(20, 24)[::-1]])
+    out = colorizer.colorize(rgba)
+    assert out.shape == (20, 24, 4)
+    np.testing.assert_array_equal(out[..., 3], rgba[..., 3])
+
+
+def test_returns_the_kind_it_was_given(colorizer, tmp_path):
+    grey = grey_ramp(16, 24)
+    pil = colorizer.colorize(Image.fromarray(grey))
+    assert isinstance(pil, Image.Image) and pil.mode == "RGB" and pil.size == (24, 16)
+    wide = colorizer.colorize(grey.astype(np.uint16) * 257)
+    assert wide.dtype == np.uint16
+    floating = colorizer.colorize(grey.astype(np.float32) / 255)
+    assert floating.dtype == np.float32 and floating.max() <= 1.0
+    path = tmp_path / "grey.png"
+    Image.fromarray(grey).save(path)
+    from_path = colorizer.colorize(path)
+    assert isinstance(from_path, Image.Image)
+    np.testing.assert_array_equal(np.asarray(from_path), np.asarray(pil))
+
+
+def test_batch_equals_single_calls(colorizer):
+    images = [grey_ramp(20, 30), grey_ramp(9, 9), grey_ramp(40, 12)]
+    batch = colorizer.colorize_batch(images, batch_size=2)
+    for image, result in zip(images, batch, strict=True):
+        np.testing.assert_array_equal(result, colorizer.colorize(image))
+
+
+def test_shared_between_threads(colorizer):
+    image = grey_ramp(64, 48)
+    expected = colorizer.colorize(image)
+    results = [None] * 6
+
+    def work(index):
+        results[index] = colorizer.colorize(image)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for result in results:
+        np.testing.assert_array_equal(result, expected)
+
+
+def test_colour_photo_warns_and_uses_luminance(colorizer, caplog, tmp_path):
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, size=(32, 32, 3), dtype=np.uint8)
+    path = tmp_path / "colour.png"
+    Image.fromarray(photo).save(path)
+    with caplog.at_level(logging.WARNING):
+        out = np.asarray(colorizer.colorize(path))
+    assert "colour photo" in caplog.text and "colour.png" in caplog.text
+    grey_version = skcolor.rgb2lab(photo)[..., 0]
+    assert np.abs(skcolor.rgb2lab(out)[..., 0] - grey_version).mean() < 0.5
+
+
+def test_exif_orientation_is_applied(colorizer, tmp_path):
+    path = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise for display
+    Image.fromarray(grey_ramp(20, 40)).save(path, exif=exif)
+    assert colorizer.colorize(path).size == (20, 40)  # PIL size is (width, height): upright
+
+
+def test_colorize_file_keeps_16_bits(colorizer, tmp_path):
+    src = tmp_path / "deep.png"
+    Image.fromarray(grey_ramp(12, 14).astype(np.uint16) * 257).save(src)
+    dst = colorizer.colorize_file(src, tmp_path / "out" / "deep.png")
+    import cv2
+
+    assert cv2.imread(str(dst), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+
+
+def test_corrupt_file_names_the_file(colorizer, tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    with pytest.raises(ImageReadError, match=r"broken\.jpg"):
+        colorizer.colorize(bad)
+
+
+def test_size_must_fit_the_architecture(constant_weights):
+    with pytest.raises(ColorizerError, match="multiple of 8"):
+        Colorizer("test-constant", weights=constant_weights, size=30, device="cpu")
+
+
+def test_no_model_explains_what_to_do():
+    with pytest.raises(WeightsError, match="colorize models pull"):
+        Colorizer()
+
+
+def test_unknown_model_lists_known_ones():
+    with pytest.raises(WeightsError, match="eccv16"):
+        Colorizer("no-such-model")

@@ -5,8 +5,8 @@ from colorizer.errors import ColorizerError, DownloadError, ImageReadError, Weig
 __version__ = "0.1.0"
 
 __all__ = [
-    "ColorizerError",
     "Colorizer",
+    "ColorizerError",
     "DownloadError",
     "ImageReadError",
     "WeightsError",

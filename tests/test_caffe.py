@@ -216,3 +216,19 @@ def test_wrong_blob_shape_names_file_and_layer(tmp_path):
     ) as info:
         eccv16_state_dict_from_caffemodel(path)
     assert str(path) in str(info.value)
+
+
+def test_caffe_release_runs_through_the_cli(release, tmp_path):
+    from PIL import Image
+
+    from colorizer.cli import main
+
+    path, _ = release
+    photo = tmp_path / "street.png"
+    ramp = np.linspace(0, 255, 40 * 56, dtype=np.float32).reshape(40, 56)
+    Image.fromarray(ramp.astype(np.uint8)).save(photo)
+    args = ["image", str(photo), "--model", "eccv16-caffe", "--weights", str(path), "-q"]
+    assert main([*args, "--device", "cpu"]) == 0
+    out = np.asarray(Image.open(tmp_path / "street_colorized.png"))
+    assert out.shape == (40, 56, 3)
+    assert np.ptp(out.astype(int), axis=2).max() > 0  # the random release does add colour

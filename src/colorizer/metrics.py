@@ -115,8 +115,9 @@ def _filter_valid(maps: np.ndarray, window: np.ndarray, axis: int) -> np.ndarray
         return maps[tuple(index)]
 
     out = window[0] * shifted(0)
+    scratch = np.empty_like(out)
     for k in range(1, len(window)):
-        out += window[k] * shifted(k)
+        out += np.multiply(shifted(k), window[k], out=scratch)
     return out
 
 
@@ -127,13 +128,18 @@ def _ssim(pred: np.ndarray, truth: np.ndarray) -> float:
     if height < size or width < size:
         raise ValueError(f"ssim needs images of at least {size} x {size}, got {height} x {width}")
     # 5 statistics x 3 channels, filtered by the separable window over the valid region only:
-    # the same values as skimage's full-image filter followed by cropping (size - 1) / 2.
-    x, y = np.moveaxis(pred, -1, 0), np.moveaxis(truth, -1, 0)
+    # the same values as skimage's full-image filter followed by cropping (size - 1) / 2. The
+    # filtering runs in float32 (half the memory traffic) on data centred at 0.5, so the variance
+    # differences E[x^2] - E[x]^2 keep ~1e-8 absolute accuracy, far below C2 = 9e-4.
+    x = np.moveaxis(pred, -1, 0).astype(np.float32) - np.float32(0.5)
+    y = np.moveaxis(truth, -1, 0).astype(np.float32) - np.float32(0.5)
     maps = np.concatenate([x, y, x * x, y * y, x * y])
-    maps = _filter_valid(maps, window, axis=1)
-    maps = _filter_valid(maps, window, axis=2)
+    maps = _filter_valid(maps, window.astype(np.float32), axis=1)
+    maps = _filter_valid(maps, window.astype(np.float32), axis=2).astype(np.float64)
     mu_x, mu_y, xx, yy, xy = np.split(maps, 5)
     var_x, var_y, cov = xx - mu_x**2, yy - mu_y**2, xy - mu_x * mu_y
+    mu_x += 0.5
+    mu_y += 0.5
     c1, c2 = SSIM_K1**2, SSIM_K2**2  # data range 1
     ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
         (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)

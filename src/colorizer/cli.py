@@ -145,6 +145,38 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from colorizer import evaluate
+    from colorizer.pipeline import Colorizer
+
+    entries = [(args.model, args.weights), *map(_model_and_weights, args.compare or [])]
+    methods = {}
+    for name, weights in entries:
+        colorizer = Colorizer(name, weights=weights, size=args.size, device=args.device)
+        label = name if weights is None else f"{name} ({Path(weights).name})"
+        methods[label] = evaluate.colorizer_method(colorizer)
+    photos = evaluate.find_photos(Path(args.data))[: args.limit]
+    prior = np.load(args.prior) if args.prior else None
+    sheet = Path(args.sheet) if args.sheet else None
+    result = evaluate.evaluate(
+        methods, photos, prior=prior, sheet_dir=sheet, progress=not args.quiet
+    )
+    print(f"{len(photos) - len(result.failed)} photos from {args.data}")
+    print(evaluate.format_table(result.means()))
+    if args.csv:
+        evaluate.write_csv(Path(args.csv), result)
+    for path, reason in result.failed:
+        print(f"  could not read {path}: {reason}", file=sys.stderr)
+    return 1 if result.failed else 0
+
+
+def _model_and_weights(entry: str) -> tuple[str, str | None]:
+    name, _, weights = entry.partition("=")
+    return name, weights or None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="colorize", description="Bring colour to black-and-white photographs and films."
@@ -174,6 +206,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     image.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     image.set_defaults(run=cmd_image)
+
+    evaluation = commands.add_parser(
+        "eval",
+        help="score models on colour photos",
+        description="Turn each colour photo grey, colorize it, and compare with the original.",
+    )
+    evaluation.add_argument("data", help="folder of colour photos (searched recursively)")
+    evaluation.add_argument("--model", help="registered model or architecture to evaluate")
+    evaluation.add_argument("--weights", help="local weights for --model")
+    evaluation.add_argument(
+        "--compare", nargs="+", metavar="MODEL[=WEIGHTS]", help="more models, side by side"
+    )
+    evaluation.add_argument("--size", type=int, help="side of the square the networks see")
+    evaluation.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    evaluation.add_argument("--prior", help="313-bin prior (.npy) for the rebalanced AuC")
+    evaluation.add_argument("--csv", help="write per-image metrics to this CSV file")
+    evaluation.add_argument("--sheet", help="write contact sheets (grey | models | truth) here")
+    evaluation.add_argument("--limit", type=int, help="evaluate only the first N photos")
+    evaluation.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    evaluation.set_defaults(run=cmd_eval)
 
     models = commands.add_parser("models", help="list or download models")
     models.add_argument("action", nargs="?", choices=["list", "pull"], default="list")

@@ -1,0 +1,72 @@
+"""`colorize eval`: grey baseline, per-image CSV, contact sheets, bad files."""
+
+import csv
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from colorizer import evaluate, imageio
+from colorizer.cli import main
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "val"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(3):
+        blocks = rng.integers(0, 256, size=(4, 6, 3), dtype=np.uint8)
+        Image.fromarray(blocks).resize((48, 32), Image.NEAREST).save(folder / f"p{index}.png")
+    return folder
+
+
+def test_grey_baseline_keeps_lightness_and_has_no_colour(photos):
+    truth = imageio.read_image(photos / "p0.png")
+    grey = evaluate.grey_method(truth)
+    assert np.ptp(grey, axis=2).max() < 2e-3
+    from colorizer import color
+
+    np.testing.assert_allclose(
+        color.lightness_image(grey), color.lightness_image(truth.rgb), atol=0.05
+    )
+
+
+def test_dataset_prior_is_a_distribution(photos):
+    pictures = [imageio.read_image(p) for p in sorted(photos.iterdir())]
+    prior = evaluate.dataset_prior(pictures)
+    assert prior.shape == (313,) and prior.sum() == pytest.approx(1.0)
+    assert (prior > 0).sum() <= 3 * 24  # at most one bin per block of colour
+
+
+def test_perfect_method_scores_perfectly(photos):
+    result = evaluate.evaluate(
+        {"oracle": lambda picture: picture.rgb}, evaluate.find_photos(photos), progress=False
+    )
+    means = result.means()
+    assert means["oracle"]["auc"] == pytest.approx(1.0)
+    assert means["oracle"]["auc_rebal"] == pytest.approx(1.0)
+    assert means["oracle"]["delta_cf"] == pytest.approx(0.0)
+    assert means["grey"]["cf"] == pytest.approx(0.0, abs=0.5)
+    assert means["grey"]["auc"] < 1.0
+
+
+def test_cli_table_csv_sheet_and_bad_file(photos, tmp_path, constant_weights, capsys):
+    (photos / "broken.jpg").write_bytes(b"not a photo")
+    code = main([
+        "eval", str(photos), "--model", "test-constant", "--weights", str(constant_weights),
+        "--size", "32", "--device", "cpu", "--csv", str(tmp_path / "m.csv"),
+        "--sheet", str(tmp_path / "sheets"), "-q",
+    ])  # fmt: skip
+    assert code == 1  # the broken file is reported
+    captured = capsys.readouterr()
+    assert "| grey |" in captured.out and "| test-constant (constant.safetensors) |" in captured.out
+    assert "broken.jpg" in captured.err
+    with open(tmp_path / "m.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2 * 3 and {r["method"] for r in rows} == {
+        "grey",
+        "test-constant (constant.safetensors)",
+    }
+    sheet = Image.open(tmp_path / "sheets" / "p0.jpg")
+    assert sheet.size == (3 * 48 + 2 * 4, 32)  # grey | model | truth

@@ -34,15 +34,25 @@ SHARED = ROOT.parent / "shared"
 PROTOTXT = SHARED / "data" / "eccv16" / "colorization_deploy_v2.prototxt"
 
 
-def best_time(function, repeat: int) -> float:
-    """Best wall time of ``repeat`` calls after a warm-up call that pays the one-off costs."""
-    function()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
+def best_times(functions: dict, repeat: int) -> dict[str, float]:
+    """Best wall time of each function over ``repeat`` rounds, after one warm-up call each.
+
+    The functions run interleaved, round by round, so that a burst of load from elsewhere on a
+    noisy machine hits them all alike instead of one of them.
+    """
+    times: dict[str, list[float]] = {name: [] for name in functions}
+    for function in functions.values():
         function()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    for _ in range(repeat):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - start)
+    return {name: min(values) for name, values in times.items()}
+
+
+def best_time(function, repeat: int) -> float:
+    return best_times({"f": function}, repeat)["f"]
 
 
 def grey_photo(height: int, width: int) -> np.ndarray:
@@ -136,13 +146,13 @@ def convolution_floor(net: nn.Module, size: int, repeat: int) -> float:
 def time_pipelines(published_net, ours, caffe, height: int, width: int, repeat: int) -> dict:
     grey = grey_photo(height, width)
     rgb = np.repeat(grey[..., None], 3, axis=2)
-    timings = {
-        "a_published": best_time(lambda: published_pipeline(published_net, rgb), repeat),
-        "c_ours": best_time(lambda: ours.colorize(grey), repeat),
+    pipelines = {
+        "a_published": lambda: published_pipeline(published_net, rgb),
+        "c_ours": lambda: ours.colorize(grey),
     }
     if caffe is not None:
-        timings["b_opencv_caffe"] = best_time(lambda: opencv_pipeline(caffe, rgb), repeat)
-    return timings
+        pipelines["b_opencv_caffe"] = lambda: opencv_pipeline(caffe, rgb)
+    return best_times(pipelines, repeat)
 
 
 def main() -> int:
@@ -179,8 +189,11 @@ def main() -> int:
 
         light = torch.rand(1, 1, 256, 256) * 100
         with torch.inference_mode():
-            net_published = best_time(lambda: published_net(light), args.repeat)
-        net_ours = best_time(lambda: ours.predict_ab(light), args.repeat)
+            networks = best_times(
+                {"published": lambda: published_net(light), "ours": lambda: ours.predict_ab(light)},
+                args.repeat,
+            )
+        net_published, net_ours = networks["published"], networks["ours"]
         floor = convolution_floor(create_model("eccv16", weights), 256, args.repeat)
 
     print("\nend to end (decoded array in, colour array out), seconds:")

@@ -200,3 +200,11 @@ def test_lightness_image_is_exact_for_8_bit_levels():
     levels = (np.arange(256, dtype=np.float32) / 255).reshape(16, 16, 1).repeat(3, axis=2)
     expected = color.rgb_to_lightness(torch.from_numpy(levels).double().permute(2, 0, 1))[0]
     assert np.abs(color.lightness_image(levels, grey=True) - expected.numpy()).max() < 1e-4
+
+
+def test_nearest_bin_table_equals_brute_force():
+    rng = np.random.default_rng(3)
+    ab = torch.from_numpy(rng.uniform(-130, 130, size=(2, 2, 40, 40)))
+    ab[0, :, 0, :5] = torch.tensor([5.0, -5.0]).view(2, 1)  # exact ties between four bins
+    brute = color.nearest_bin(ab, color.ab_bins(torch.float64))
+    torch.testing.assert_close(color.nearest_bin(ab), brute)

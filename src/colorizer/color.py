@@ -178,9 +178,29 @@ def _squared_distances_to_bins(ab: torch.Tensor, bins: torch.Tensor) -> torch.Te
 
 
 def nearest_bin(ab: torch.Tensor, bins: torch.Tensor | None = None) -> torch.Tensor:
-    """Index of the nearest bin for each pixel of N x 2 x H x W ab (hard encoding)."""
-    bins = ab_bins() if bins is None else bins
-    return _squared_distances_to_bins(ab, bins).argmin(dim=1)
+    """Index of the nearest bin for each pixel of N x 2 x H x W ab (hard encoding): N x H x W."""
+    if bins is not None:
+        return _squared_distances_to_bins(ab, bins).argmin(dim=1)
+    # The 313 bins lie on the 10-grid: a pixel's nearest grid point (ties to the lower
+    # coordinate, as argmin picks the first bin) is its nearest bin whenever that point is a bin.
+    table, offset = _bin_table()
+    cells = (torch.ceil(ab / AB_GRID - 0.5) + offset).clamp(0, table.shape[0] - 1).long()
+    index = table[cells[:, 0], cells[:, 1]]
+    outside = index < 0
+    if outside.any():
+        rest = ab.permute(0, 2, 3, 1)[outside].T.reshape(1, 2, -1, 1)
+        index[outside] = _squared_distances_to_bins(rest, ab_bins().to(ab)).argmin(dim=1).flatten()
+    return index
+
+
+@functools.cache
+def _bin_table() -> tuple[torch.Tensor, int]:
+    """Grid cell -> bin index (-1 where the cell is no bin), with an empty ring round the bins."""
+    cells = torch.round(ab_bins(torch.float64) / AB_GRID).long()
+    offset = int(cells.abs().max()) + 1
+    table = torch.full((2 * offset + 1, 2 * offset + 1), -1, dtype=torch.long)
+    table[cells[:, 0] + offset, cells[:, 1] + offset] = torch.arange(len(cells))
+    return table, offset
 
 
 def soft_encode(

@@ -286,40 +286,13 @@ def delta_colourfulness(pred, truth) -> float:
 # --------------------------------------------------------------------------- AuC (ECCV16)
 
 
-def _bin_lookup() -> tuple[np.ndarray, int]:
-    """Grid-index -> bin-index table over the ab grid (-1 where the grid point is not a bin)."""
-    bins = color.ab_bins(torch.float64).numpy()
-    cells = np.rint(bins / color.AB_GRID).astype(np.int64)
-    offset = int(np.abs(cells).max()) + 1  # leaves an empty ring round the bins
-    table = np.full((2 * offset + 1, 2 * offset + 1), -1, dtype=np.int64)
-    table[cells[:, 0] + offset, cells[:, 1] + offset] = np.arange(len(bins))
-    return table, offset
-
-
-_BIN_TABLE, _BIN_OFFSET = _bin_lookup()
-
-
 def ab_bin_index(ab) -> np.ndarray:
-    """Index of the nearest of the 313 ab bins for each ab pair (ab on the last axis).
-
-    Same result as :func:`colorizer.color.nearest_bin`, much faster: a pixel's nearest grid point
-    (ties to the lower coordinate, as ``nearest_bin``'s argmin) is its nearest bin when it is in
-    the in-gamut set; only the remaining pixels go through ``nearest_bin``. Every sRGB colour takes
-    the fast path; only ab outside the sRGB gamut can need the (slow) fallback.
-    """
+    """Index of the nearest of the 313 ab bins for each ab pair (ab on the last axis)."""
     ab = np.asarray(ab, dtype=np.float64)
     if ab.shape[-1:] != (2,):
         raise ValueError(f"ab needs 2 values on the last axis, got shape {ab.shape}")
-    # The table's outer ring holds no bin, so clipping sends far-away ab to the fallback.
-    cells = np.ceil(ab / color.AB_GRID - 0.5) + _BIN_OFFSET
-    cells = np.clip(cells, 0, _BIN_TABLE.shape[0] - 1, out=cells).astype(np.intp)
-    index = _BIN_TABLE[cells[..., 0], cells[..., 1]]
-    missing = index < 0
-    if missing.any():
-        rest = torch.from_numpy(ab[missing]).T.reshape(1, 2, -1, 1)
-        bins = color.ab_bins(torch.float64)
-        index[missing] = color.nearest_bin(rest, bins).flatten().numpy()
-    return index
+    planar = torch.from_numpy(ab.reshape(-1, 2).T.reshape(1, 2, -1, 1))
+    return color.nearest_bin(planar).numpy().reshape(ab.shape[:-1])
 
 
 def _prior_weights(prior, truth_ab: np.ndarray) -> np.ndarray:

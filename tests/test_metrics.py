@@ -268,7 +268,11 @@ def test_ab_bin_index_matches_nearest_bin():
             color.ab_bins(torch.float64).numpy(),  # exactly on bin centres
         ]
     )
-    expected = color.nearest_bin(torch.from_numpy(ab).T.reshape(1, 2, -1, 1)).flatten().numpy()
+    expected = (
+        color.nearest_bin(torch.from_numpy(ab).T.reshape(1, 2, -1, 1), color.ab_bins(torch.float64))
+        .flatten()
+        .numpy()
+    )
     np.testing.assert_array_equal(metrics.ab_bin_index(ab), expected)
 
 

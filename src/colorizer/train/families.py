@@ -1,0 +1,206 @@
+"""The model families: what is trained, with which loss, and which module ships.
+
+Each family builds its modules and optimizers, may look at the training photos once before the
+first step (``prepare``: the class prior, the SOM), takes one optimisation step per batch and
+names the registered architecture module that inference runs (``inference_module``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from colorizer import color
+from colorizer.errors import ColorizerError
+from colorizer.registry import architecture
+from colorizer.train import data
+from colorizer.train.config import TrainConfig
+
+AB_SCALE = 110.0  # |ab| of sRGB colours stays below ~110: regression targets are ab / 110
+PRIOR_PIXELS_PER_PHOTO = 1024
+PRIOR_CHUNK = 32768  # pixels per empirical_prior call: bounds its N x 313 x 2 distance tensor
+
+
+def register_architectures() -> None:
+    """Import our architecture modules, which registers them (until models/__init__ does)."""
+    from colorizer.models import colornet, pix2pix, regression, som_mlp  # noqa: F401
+
+
+class Logits(nn.Module):
+    """``net.logits`` as ``forward``: DistributedDataParallel hooks ``forward`` only."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, l: torch.Tensor) -> torch.Tensor:  # noqa: E741 - L is the Lab name
+        return self.net.logits(l)
+
+
+class Family:
+    name = ""
+    default_arch = ""
+    default_lr = 1e-3
+    betas = (0.9, 0.999)
+
+    def __init__(self, config: TrainConfig, device: torch.device) -> None:
+        register_architectures()
+        self.config = config
+        self.device = device
+        self.arch = config.arch or self.default_arch
+        self.lr = config.lr or self.default_lr
+        self.amp = config.amp and device.type == "cuda"
+        self.net = architecture(self.arch)(**config.model_kwargs).to(device)
+        self.modules: dict[str, nn.Module] = {"net": self.net}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {"net": self.adam(self.net)}
+        self.extra: dict[str, torch.Tensor] = {}  # checkpointed family state, e.g. the prior
+
+    def adam(self, module: nn.Module) -> torch.optim.Optimizer:
+        trainable = [p for p in module.parameters() if p.requires_grad]
+        return torch.optim.Adam(trainable, lr=self.lr, betas=self.betas)
+
+    def autocast(self):
+        return torch.autocast("cuda", torch.bfloat16, enabled=self.amp)
+
+    def parallel(self, module: nn.Module) -> nn.Module:
+        """``module`` under DistributedDataParallel when running under torchrun."""
+        if not torch.distributed.is_initialized():
+            return module
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(module, device_ids=ids)
+
+    def prepare(self, photos: list[np.ndarray]) -> dict[str, float]:
+        """Look at the training photos once, before step 0; returns facts worth logging."""
+        return {}
+
+    def step(self, batch: data.Batch) -> dict[str, float]:
+        raise NotImplementedError
+
+    def inference_module(self) -> nn.Module:
+        return self.net
+
+
+def descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+class Regression(Family):
+    """The seed's Keras encoder-decoder: ab through tanh, mean squared error."""
+
+    name = "regression"
+    default_arch = "regression"
+
+    def __init__(self, config: TrainConfig, device: torch.device) -> None:
+        super().__init__(config, device)
+        self.train_net = self.parallel(self.net)
+
+    def step(self, batch: data.Batch) -> dict[str, float]:
+        with self.autocast():
+            prediction = self.train_net(batch.l)
+        loss = F.mse_loss(prediction.float() / AB_SCALE, batch.ab / AB_SCALE)
+        descend(self.optimizers["net"], loss)
+        return {"mse": loss.item()}
+
+
+class Classification(Family):
+    """ECCV16's loss: soft-encoded 313-bin cross-entropy, rebalanced by the training prior."""
+
+    name = "classification"
+    default_arch = "colornet"
+
+    def __init__(self, config: TrainConfig, device: torch.device) -> None:
+        super().__init__(config, device)
+        if not hasattr(self.net, "logits"):
+            raise ColorizerError(f"architecture {self.arch!r} has no logits(): not a classifier")
+        if self.arch == "eccv16":
+            fix_eccv16_decoder(self.net)
+        self.train_logits = self.parallel(Logits(self.net))
+        self.bins = color.ab_bins().to(device)
+
+    def prepare(self, photos: list[np.ndarray]) -> dict[str, float]:
+        prior = training_prior(photos, self.config.seed)
+        weights = color.rebalance_weights(
+            prior, lam=self.config.rebalance_lambda, sigma=self.config.rebalance_sigma
+        )
+        self.extra = {"prior": prior, "weights": weights.float()}
+        facts = {"prior_top10_mass": top_mass(prior)}
+        if self.config.published_prior:
+            published = torch.from_numpy(np.load(self.config.published_prior)).double()
+            facts |= compare_priors(prior, published)
+        return facts
+
+    def step(self, batch: data.Batch) -> dict[str, float]:
+        with self.autocast():
+            logits = self.train_logits(batch.l)
+        logits = logits.float()
+        stride = batch.l.shape[-1] // logits.shape[-1]
+        # ECCV16 subsamples the ab target to the logits' grid (its data_ab_ss layer).
+        target = color.soft_encode(batch.ab[..., ::stride, ::stride], self.bins)
+        weight = self.extra["weights"].to(self.device)[target.argmax(dim=1)]  # nearest bin's
+        cross_entropy = -(target * F.log_softmax(logits, dim=1)).sum(dim=1)
+        loss = (weight * cross_entropy).mean()
+        descend(self.optimizers["net"], loss)
+        return {"ce": loss.item()}
+
+
+def fix_eccv16_decoder(net: nn.Module) -> None:
+    """ECCV16's last 1x1 conv is the fixed bin-centre decoder (centres / 110), never trained."""
+    with torch.no_grad():
+        net.model_out.weight.copy_(color.ab_bins().T.reshape(2, -1, 1, 1) / AB_SCALE)
+    net.model_out.weight.requires_grad_(False)
+
+
+def training_prior(photos: list[np.ndarray], seed: int) -> torch.Tensor:
+    """``color.empirical_prior`` over random pixels of the training photos (float64, sums to 1)."""
+    rgb = data.sample_pixels(photos, PRIOR_PIXELS_PER_PHOTO, seed)
+    ab = color.rgb_to_lab(rgb)[:, 1:]
+    total = torch.zeros(color.ab_bins().shape[0], dtype=torch.float64)
+    for chunk in ab.split(PRIOR_CHUNK, dim=2):
+        total += color.empirical_prior(chunk) * chunk.shape[2]
+    return total / total.sum()
+
+
+def top_mass(prior: torch.Tensor, count: int = 10) -> float:
+    return float(prior.topk(count).values.sum())
+
+
+def compare_priors(ours: torch.Tensor, published: torch.Tensor) -> dict[str, float]:
+    """How far our training-set prior is from the published ImageNet one: total variation,
+    Jensen-Shannon divergence (nats; finite despite empty bins) and the mass of each prior's
+    10 most frequent bins."""
+    ours, published = ours / ours.sum(), published.double() / published.sum()
+    middle = (ours + published) / 2
+
+    def kl(p: torch.Tensor, q: torch.Tensor) -> float:
+        mask = p > 0
+        return float((p[mask] * (p[mask] / q[mask]).log()).sum())
+
+    return {
+        "prior_tv": float((ours - published).abs().sum() / 2),
+        "prior_js": (kl(ours, middle) + kl(published, middle)) / 2,
+        "prior_top10_mass": top_mass(ours),
+        "published_top10_mass": top_mass(published),
+    }
+
+
+FAMILIES: dict[str, type[Family]] = {
+    family.name: family for family in (Regression, Classification)
+}
+
+
+def make_family(config: TrainConfig, device: torch.device) -> Family:
+    return FAMILIES[config.family](config, device)
+
+
+def lr_factor(step: int, steps: int, warmup: int) -> float:
+    """Linear warm-up, then a cosine from 1 down to 0.01 at the last step."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from colorizer.errors import ColorizerError
+from colorizer.train.cli import add_train_parser
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif"}
 OUTPUT_SUFFIX_MARK = "_colorized"
@@ -226,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--limit", type=int, help="evaluate only the first N photos")
     evaluation.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     evaluation.set_defaults(run=cmd_eval)
+
+    add_train_parser(commands)
 
     models = commands.add_parser("models", help="list or download models")
     models.add_argument("action", nargs="?", choices=["list", "pull"], default="list")

@@ -3,6 +3,6 @@
 The Caffe reader (``colorizer.models.caffe``) is imported on demand by the registry.
 """
 
-from colorizer.models import eccv16, siggraph17
+from colorizer.models import colornet, eccv16, pix2pix, regression, siggraph17, som_mlp
 
-__all__ = ["eccv16", "siggraph17"]
+__all__ = ["colornet", "eccv16", "pix2pix", "regression", "siggraph17", "som_mlp"]

@@ -55,6 +55,12 @@ class Family:
         self.lr = config.lr or self.default_lr
         self.amp = config.amp and device.type == "cuda"
         self.net = architecture(self.arch)(**config.model_kwargs).to(device)
+        multiple = getattr(self.net, "input_multiple", 1)
+        if config.crop % multiple:
+            raise ColorizerError(
+                f"crop {config.crop} is not a multiple of {multiple}, which {self.arch} needs "
+                f"(try --crop {math.ceil(config.crop / multiple) * multiple})"
+            )
         self.modules: dict[str, nn.Module] = {"net": self.net}
         self.optimizers: dict[str, torch.optim.Optimizer] = {"net": self.adam(self.net)}
         self.extra: dict[str, torch.Tensor] = {}  # checkpointed family state, e.g. the prior
@@ -189,8 +195,83 @@ def compare_priors(ours: torch.Tensor, published: torch.Tensor) -> dict[str, flo
     }
 
 
+class Pix2PixGAN(Family):
+    """pix2pix: U-Net generator against a PatchGAN discriminator, plus L1 to the true ab."""
+
+    name = "gan"
+    default_arch = "pix2pix"
+    default_lr = 2e-4
+    betas = (0.5, 0.999)  # as published: a short-memory Adam keeps the two players stable
+
+    def __init__(self, config: TrainConfig, device: torch.device) -> None:
+        from colorizer.models.pix2pix import PatchGAN
+
+        super().__init__(config, device)
+        self.disc = PatchGAN().to(device)
+        self.modules["disc"] = self.disc
+        self.optimizers["disc"] = self.adam(self.disc)
+        self.train_gen = self.parallel(self.net)
+        self.train_disc = self.parallel(self.disc)
+
+    def step(self, batch: data.Batch) -> dict[str, float]:
+        l, ab = batch.l, batch.ab  # noqa: E741
+        with self.autocast():
+            fake = self.train_gen(l)
+            judged = self.train_disc(l, fake).float()
+        adversarial = F.binary_cross_entropy_with_logits(judged, torch.ones_like(judged))
+        l1 = (fake.float() - ab).abs().mean() / AB_SCALE
+        descend(self.optimizers["net"], adversarial + self.config.l1_weight * l1)
+        # Real and fake go through the discriminator as one batch: DDP wants one forward per
+        # backward. The generator's step above left gradients on it: descend() clears them.
+        with self.autocast():
+            judged = self.train_disc(torch.cat([l, l]), torch.cat([ab, fake.detach()])).float()
+        real, made = judged.chunk(2)
+        disc_loss = 0.5 * (
+            F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
+            + F.binary_cross_entropy_with_logits(made, torch.zeros_like(made))
+        )
+        descend(self.optimizers["disc"], disc_loss)
+        return {"g_adv": adversarial.item(), "g_l1": l1.item(), "d": disc_loss.item()}
+
+
+class SomMlp(Family):
+    """Richart et al.: fit the SOM to the training (u, v), then the MLP with cross-entropy."""
+
+    name = "som-mlp"
+    default_arch = "som-mlp"
+    som_pixels_per_photo = 256
+
+    def __init__(self, config: TrainConfig, device: torch.device) -> None:
+        super().__init__(config, device)
+        self.train_mlp = self.parallel(self.net.mlp)
+
+    def prepare(self, photos: list[np.ndarray]) -> dict[str, float]:
+        from colorizer.train.som import fit_som, quantisation_error
+
+        rgb = data.sample_pixels(photos, self.som_pixels_per_photo, self.config.seed)
+        uv = color.rgb_to_luv(rgb)[0, 1:, :, 0].T
+        grid = math.isqrt(self.net.codebook.shape[0])
+        codebook = fit_som(uv, grid, self.config.som_steps, self.config.seed)
+        self.net.codebook.copy_(codebook)
+        return {"som_quantisation_error": quantisation_error(uv, codebook)}
+
+    def step(self, batch: data.Batch) -> dict[str, float]:
+        uv = color.rgb_to_luv(batch.rgb)[:, 1:]
+        codebook = self.net.codebook
+        # Nearest codebook colour per pixel, from |x|^2 - 2 x.c + |c|^2 (|x|^2 is common to all).
+        distance = codebook.square().sum(1)[:, None, None] - 2 * torch.einsum(
+            "nchw,kc->nkhw", uv, codebook
+        )
+        target = distance.argmin(dim=1)
+        with self.autocast():
+            logits = self.train_mlp(self.net.normalize(batch.l))
+        loss = F.cross_entropy(logits.float(), target)
+        descend(self.optimizers["net"], loss)
+        return {"ce": loss.item()}
+
+
 FAMILIES: dict[str, type[Family]] = {
-    family.name: family for family in (Regression, Classification)
+    family.name: family for family in (Regression, Classification, Pix2PixGAN, SomMlp)
 }
 
 

@@ -1,0 +1,92 @@
+"""`colorize train FAMILY ...` and `colorize export CKPT ...`: argument parsing only.
+
+``add_train_parser(commands)`` adds both sub-commands to the main ``colorize`` parser; each sets
+``run`` to a handler that takes the parsed arguments and returns an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from colorizer.train.config import FAMILIES
+
+
+def add_train_parser(commands) -> None:
+    train = commands.add_parser(
+        "train",
+        help="train a colorization model",
+        description="Train a model family on a folder of colour photos (searched recursively). "
+        "Settings come from --config (TOML or JSON, keys as the long flags with underscores), "
+        "then from the flags given.",
+    )
+    train.add_argument("family", choices=FAMILIES)
+    train.add_argument("--train", help="folder of colour training photos")
+    held_out = train.add_mutually_exclusive_group()
+    held_out.add_argument("--val", help="separate folder of validation photos (never trained on)")
+    held_out.add_argument(
+        "--val-fraction", type=float, help="hold out this fraction of --train for validation"
+    )
+    train.add_argument("--out", help="output folder: checkpoint, logs, sample grids")
+    train.add_argument("--config", help="TOML or JSON file of settings")
+    train.add_argument("--arch", help="architecture (default: the family's)")
+    train.add_argument("--steps", type=int, help="optimisation steps in all (default 20000)")
+    train.add_argument("--batch-size", type=int, help="photos per step and process (default 16)")
+    train.add_argument("--crop", type=int, help="side of the training crops (default 176)")
+    train.add_argument("--lr", type=float, help="peak learning rate (default: the family's)")
+    train.add_argument("--seed", type=int, help="random seed (default 0)")
+    train.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="default auto")
+    train.add_argument("--amp", action="store_true", default=None, help="bf16 autocast (CUDA only)")
+    train.add_argument("--workers", type=int, help="processes decoding photos (default 2)")
+    train.add_argument("--cache", help="folder for the decoded-photo cache")
+    train.add_argument("--val-every", type=int, help="validate every N steps (default 1000)")
+    train.add_argument("--ckpt-every", type=int, help="checkpoint every N steps (default 500)")
+    train.add_argument("--log-every", type=int, help="log losses every N steps (default 20)")
+    train.add_argument(
+        "--published-prior", help="classification: compare the training prior with this .npy"
+    )
+    train.add_argument(
+        "--resume", action="store_true", help="continue from OUT/checkpoint.pt if it exists"
+    )
+    train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(run=cmd_train)
+
+    export = commands.add_parser(
+        "export",
+        help="export a training checkpoint to the shipped format",
+        description="Write the inference model of a checkpoint as .safetensors + model card.",
+    )
+    export.add_argument("checkpoint", help="checkpoint.pt written by `colorize train`")
+    export.add_argument("--out", required=True, help="FILE.safetensors to write (card beside it)")
+    export.add_argument("--name", help="model name for the card (default: the file's stem)")
+    export.add_argument("--metrics", help="JSON file of evaluation metrics for the card")
+    export.set_defaults(run=cmd_export)
+
+
+_SETTINGS = (
+    "family", "train", "val", "val_fraction", "out", "arch", "steps", "batch_size", "crop",
+    "lr", "seed", "device", "amp", "workers", "cache", "val_every", "ckpt_every", "log_every",
+    "published_prior",
+)  # fmt: skip
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from colorizer.train.config import make_config
+    from colorizer.train.loop import train
+
+    settings = {name: getattr(args, name) for name in _SETTINGS}
+    program = "python -m colorizer.train" if sys.argv[0].endswith("__main__.py") else "colorize"
+    command = f"{program} {shlex.join(sys.argv[1:])}"
+    config = make_config(args.config, **settings, command=command)
+    path = train(config, resume=args.resume, progress=not args.quiet)
+    print(path)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from colorizer.train.export import export
+
+    for path in export(args.checkpoint, args.out, name=args.name, metrics=args.metrics):
+        print(path)
+    return 0

@@ -1,0 +1,142 @@
+"""Export a training checkpoint to the shipped format: ``NAME.safetensors`` + ``NAME.md``.
+
+The safetensors file holds the inference module's float32 state dict; its string metadata says
+how to rebuild the module (``arch``, and ``kwargs`` as JSON), so ``load_exported`` (or any
+loader reading the header) needs nothing else. The markdown model card records what was trained,
+on what, for how long, on which hardware, and how well it scored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from torch import nn
+
+from colorizer.errors import ColorizerError
+from colorizer.registry import architecture
+from colorizer.train.families import register_architectures
+from colorizer.train.loop import read_checkpoint
+
+FORMAT = "colorizer-model"
+FORMAT_VERSION = "1"
+LOSSES = {
+    "regression": "mean squared error on ab (seed 001's Keras network)",
+    "classification": "313-bin soft-encoded cross-entropy, class-rebalanced (ECCV16), "
+    "annealed-mean decoding",
+    "gan": "pix2pix: L1 on ab + PatchGAN adversarial loss",
+    "som-mlp": "SOM quantisation of CIELUV (u, v), then MLP cross-entropy over the SOM colours",
+}
+
+
+def build(arch: str, kwargs: dict, state: dict) -> nn.Module:
+    """Architecture ``arch`` with ``kwargs`` and ``state`` loaded strictly, in eval mode."""
+    register_architectures()
+    model = architecture(arch)(**kwargs)
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def export(
+    checkpoint: str | Path,
+    out: str | Path,
+    *,
+    name: str | None = None,
+    metrics: dict | str | Path | None = None,
+) -> list[Path]:
+    """Write ``out`` (.safetensors) and the model card beside it; returns both paths."""
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    if out.suffix != ".safetensors":
+        raise ColorizerError(f"{out}: the exported file must end in .safetensors")
+    if isinstance(metrics, str | Path):
+        metrics = json.loads(Path(metrics).read_text())
+    state = read_checkpoint(checkpoint)
+    kwargs = state["config"]["model_kwargs"]
+    model = build(state["arch"], kwargs, state["model"])
+    name = name or out.stem
+    metadata = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "arch": state["arch"],
+        "kwargs": json.dumps(kwargs),
+        "family": state["family"],
+        "steps": str(state["step"]),
+    }
+    tensors = {key: value.detach().contiguous() for key, value in model.state_dict().items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    save_file(tensors, str(tmp), metadata)
+    os.replace(tmp, out)
+    card = out.with_suffix(".md")
+    card.write_text(model_card(name, out.name, model, state, metrics))
+    return [out, card]
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        metadata = f.metadata() or {}
+    if metadata.get("format") != FORMAT:
+        raise ColorizerError(f"{path}: not a model exported by `colorize export`")
+    return metadata
+
+
+def load_exported(path: str | Path) -> nn.Module:
+    """Rebuild the exported model from the file alone."""
+    from safetensors.torch import load_file
+
+    metadata = read_metadata(path)
+    return build(metadata["arch"], json.loads(metadata["kwargs"]), load_file(str(path)))
+
+
+def model_card(name: str, filename: str, model: nn.Module, state: dict, metrics) -> str:
+    config, info = state["config"], state.get("info", {})
+    params = sum(p.numel() for p in model.parameters())
+    hours = state["seconds"] / 3600
+    images = state["step"] * config["batch_size"]
+    data = (
+        f"`{config['train']}`: {info.get('photos', '?')} colour photos trained on "
+        f"({info.get('grey_skipped', '?')} grey or near-grey and "
+        f"{info.get('unreadable_skipped', '?')} unreadable files skipped)"
+    )
+    held_out = config["val"] or f"{config['val_fraction']:.0%} of the training folder, by file"
+    lines = [
+        f"# {name}",
+        "",
+        f"Colorization model `{filename}`, trained with `colorize train {config['family']}`.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| Architecture | `{state['arch']}`, arguments `{json.dumps(config['model_kwargs'])}` |",
+        f"| Parameters | {params:,} ({params * 4 / 2**20:.1f} MiB as float32) |",
+        f"| Loss | {LOSSES[config['family']]} |",
+        f"| Training data | {data} |",
+        f"| Validation data | {held_out} ({info.get('val_crops', '?')} centre crops) |",
+        f"| Steps | {state['step']:,} x {config['batch_size']} crops of {config['crop']} px "
+        f"= {images:,} crops |",
+        f"| Training time | {hours:.2f} h on {state.get('hardware', '?')} "
+        f"(torch {state.get('torch', '?')}) |",
+        f"| Seed | {config['seed']} |",
+        f"| Command | `{config.get('command') or '(not recorded)'}` |",
+    ]
+    if info.get("prepare"):
+        facts = ", ".join(f"{k} {v:.4g}" for k, v in info["prepare"].items())
+        lines.append(f"| Training-set facts | {facts} |")
+    if info.get("val"):
+        scores = ", ".join(f"{k} {v:.4g}" for k, v in info["val"].items() if k != "step")
+        lines.append(f"| Last validation (step {info['val']['step']}) | {scores} |")
+    if metrics:
+        lines += ["", "## Evaluation", "", "```json", json.dumps(metrics, indent=2), "```"]
+    lines += [
+        "",
+        "## Use",
+        "",
+        f"    colorize image --model {state['arch']} --weights {filename} photo.jpg",
+        "",
+    ]
+    return "\n".join(lines)

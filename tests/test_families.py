@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import shared_path
 
 from colorizer import color
 from colorizer.models.colornet import ColorNet
@@ -25,8 +26,6 @@ from colorizer.train.families import (
     training_prior,
 )
 from colorizer.train.som import fit_som, quantisation_error
-
-from .conftest import shared_path
 
 # family -> (model kwargs, crop): small enough for a quick CPU step.
 SMALL = {
@@ -61,8 +60,12 @@ def test_colornet_decodes_its_logits_by_annealed_mean():
     light = torch.rand(1, 1, 32, 48) * 100
     with torch.no_grad():
         logits = model.logits(light)
-        expected = F.interpolate(color.annealed_mean(logits, temperature=0.5), size=(32, 48),
-                                 mode="bilinear", align_corners=False)  # fmt: skip
+        expected = F.interpolate(
+            color.annealed_mean(logits, temperature=0.5),
+            size=(32, 48),
+            mode="bilinear",
+            align_corners=False,
+        )
         assert logits.shape == (1, 313, 8, 12)
         torch.testing.assert_close(model.distribution(light).sum(1), torch.ones(1, 8, 12))
         torch.testing.assert_close(model(light), expected)
@@ -116,13 +119,22 @@ def test_som_mlp_colours_come_from_the_codebook():
 @pytest.mark.parametrize("family_name", sorted(FAMILIES))
 def test_one_optimisation_step(family_name):
     kwargs, crop = SMALL[family_name]
-    config = TrainConfig(family=family_name, train="-", out="-", crop=crop, batch_size=2,
-                         model_kwargs=kwargs, som_steps=20)  # fmt: skip
+    config = TrainConfig(
+        family=family_name,
+        train="-",
+        out="-",
+        crop=crop,
+        batch_size=2,
+        model_kwargs=kwargs,
+        som_steps=20,
+    )
     torch.manual_seed(0)
     family = make_family(config, torch.device("cpu"))
     photos = colourful_photos()
     family.prepare(photos)
-    before = {name: [p.detach().clone() for p in m.parameters()] for name, m in family.modules.items()}
+    before = {
+        name: [p.detach().clone() for p in m.parameters()] for name, m in family.modules.items()
+    }
     rgb = data.random_crops(photos, 2, crop, data.batch_generator(0, 0), "cpu")
     losses = family.step(data.make_batch(rgb))
     assert losses and all(math.isfinite(value) for value in losses.values())
@@ -136,8 +148,9 @@ def test_one_optimisation_step(family_name):
 
 def test_classification_trains_eccv16_with_its_fixed_decoder():
     pytest.importorskip("colorizer.models.eccv16")
-    config = TrainConfig(family="classification", train="-", out="-", arch="eccv16", crop=32,
-                         batch_size=1)  # fmt: skip
+    config = TrainConfig(
+        family="classification", train="-", out="-", arch="eccv16", crop=32, batch_size=1
+    )
     family = make_family(config, torch.device("cpu"))
     family.prepare(colourful_photos(1))
     decoder = family.net.model_out.weight.detach().clone()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from dataclasses import fields
 
 from colorizer.train.config import FAMILIES
 
@@ -64,18 +65,14 @@ def add_train_parser(commands) -> None:
     export.set_defaults(run=cmd_export)
 
 
-_SETTINGS = (
-    "family", "train", "val", "val_fraction", "out", "arch", "steps", "batch_size", "crop",
-    "lr", "seed", "device", "amp", "workers", "cache", "val_every", "ckpt_every", "log_every",
-    "published_prior",
-)  # fmt: skip
-
-
 def cmd_train(args: argparse.Namespace) -> int:
-    from colorizer.train.config import make_config
+    from colorizer.train.config import TrainConfig, make_config
     from colorizer.train.loop import train
 
-    settings = {name: getattr(args, name) for name in _SETTINGS}
+    # Every setting that has a flag; None (flag not given) leaves the config file's value.
+    # "command" is skipped: on the parsed arguments it is the sub-command's name.
+    names = [f.name for f in fields(TrainConfig) if f.name != "command"]
+    settings = {name: getattr(args, name, None) for name in names}
     program = "python -m colorizer.train" if sys.argv[0].endswith("__main__.py") else "colorize"
     command = f"{program} {shlex.join(sys.argv[1:])}"
     config = make_config(args.config, **settings, command=command)

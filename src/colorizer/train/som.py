@@ -1,10 +1,10 @@
 """A batched Kohonen Self-Organising Map in torch, for quantising (u, v) chromaticities.
 
 Each step takes a batch of samples, finds each sample's best-matching node, and moves every node
-towards the samples by the learning rate times a Gaussian neighbourhood on the map grid (the mean
-of the classic online updates over the batch). Neighbourhood width and learning rate decay
-exponentially, from half the map to half a node and from 0.5 to 0.01, so the map first orders
-itself and then settles into a fine quantiser.
+part of the way towards the mean of the samples weighted by a Gaussian neighbourhood on the map
+grid (Kohonen's batch map, damped by a learning rate so that successive batches average out).
+Neighbourhood width and learning rate decay exponentially, from half the map to a tenth of a node
+and from 0.5 to 0.05: the map first orders itself, then settles into a plain quantiser.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 
 BATCH = 1024
-SIGMA_END = 0.5
-RATE_START, RATE_END = 0.5, 0.01
+SIGMA_END = 0.1  # neighbours then weigh exp(-50): the last steps are plain k-means
+RATE_START, RATE_END = 0.5, 0.05
 
 
 def grid_coordinates(grid: int) -> torch.Tensor:
@@ -39,7 +39,10 @@ def fit_som(samples: torch.Tensor, grid: int, steps: int, seed: int) -> torch.Te
         winners = torch.cdist(batch, codebook).argmin(dim=1)
         reach = torch.cdist(coords, coords[winners]) ** 2  # nodes x batch, on the map
         pull = torch.exp(-reach / (2 * sigma**2))
-        codebook += rate * (pull @ batch - pull.sum(dim=1, keepdim=True) * codebook) / BATCH
+        mass = pull.sum(dim=1, keepdim=True)
+        target = pull @ batch / mass.clamp_min(1e-12)
+        # A node that no sample reaches (late, far from the data) stays where it is.
+        codebook += rate * torch.where(mass > 1e-6, target - codebook, 0)
     return codebook.float()
 
 

@@ -90,11 +90,6 @@ def test_missing_input_is_reported(run, photos, capsys):
     assert (photos / "old_colorized.png").is_file()
 
 
-def test_no_model_tells_what_to_do(photos, capsys):
-    assert main(["image", str(photos / "old.jpg")]) == 1
-    assert "colorize models pull" in capsys.readouterr().err
-
-
 def test_models_lists_the_registry(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("COLORIZER_HOME", str(tmp_path))
     assert main(["models"]) == 0

@@ -46,6 +46,8 @@ def test_perfect_method_scores_perfectly(photos):
     means = result.means()
     assert means["oracle"]["auc"] == pytest.approx(1.0)
     assert means["oracle"]["auc_rebal"] == pytest.approx(1.0)
+    assert means["oracle"]["auc_rebal_pooled"] == pytest.approx(1.0)
+    assert means["grey"]["auc_rebal_pooled"] < 1.0
     assert means["oracle"]["delta_cf"] == pytest.approx(0.0)
     assert means["grey"]["cf"] == pytest.approx(0.0, abs=0.5)
     assert means["grey"]["auc"] < 1.0

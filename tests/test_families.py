@@ -33,6 +33,8 @@ SMALL = {
     "classification": ({"width": 8}, 32),
     "gan": ({"width": 8, "depth": 5}, 32),
     "som-mlp": ({"grid": 3, "hidden": [8]}, 32),
+    # Full width: it starts from the shipped colornet-v1's weights.
+    "hints": ({}, 32),
 }
 
 

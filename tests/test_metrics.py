@@ -253,6 +253,27 @@ def test_auc_rebalanced_weights_rare_colours_up():
     assert result["auc_rebal"] == pytest.approx(rebalanced)
 
 
+def test_pooled_rebalanced_auc_weighs_pixels_not_images():
+    # Image 1: all grey, predicted exactly (AuC 1). Image 2: 1/4 red, predicted grey.
+    perfect = grey(0.5)
+    truth = grey(0.5)
+    truth[:, 12:] = (1.0, 0.0, 0.0)
+    truth_ab = torch.from_numpy(metrics._to_lab(truth)).permute(2, 0, 1)[1:].unsqueeze(0)
+    prior = color.empirical_prior(truth_ab).numpy()  # 0.75 grey bin, 0.25 red bin
+    below = math.floor(math.dist(LAB_RED[1:], LAB_GREY[1:])) + 1
+    pooled = metrics.PooledAuC(prior)
+    metrics.evaluate_pair(perfect, perfect, prior=prior, pooled=pooled)
+    second = metrics.evaluate_pair(grey(0.5), truth, prior=prior, pooled=pooled)
+    assert second["auc_rebal"] == pytest.approx((0.5 * below + (151 - below)) / 151)
+    # Weights 1/0.75 per grey pixel and 1/0.25 per red one; n pixels per image, 1/4 red in the
+    # second: red mass = (n/4)*4 = n, grey mass = n/0.75 + (3n/4)/0.75 = 7n/3.
+    red_share = 1 / (1 + 7 / 3)
+    expected = ((1 - red_share) * below + (151 - below)) / 151
+    assert pooled.value == pytest.approx(expected)
+    with pytest.raises(ValueError, match="no pixels"):
+        _ = metrics.PooledAuC(prior).value
+
+
 def test_auc_rejects_bad_priors():
     image = grey(0.5)
     for prior in (np.ones(312), np.zeros(313), -np.ones(313)):

@@ -128,11 +128,6 @@ def test_size_must_fit_the_architecture(constant_weights):
         Colorizer("test-constant", weights=constant_weights, size=30, device="cpu")
 
 
-def test_no_model_explains_what_to_do():
-    with pytest.raises(WeightsError, match="colorize models pull"):
-        Colorizer()
-
-
 def test_unknown_model_lists_known_ones():
     with pytest.raises(WeightsError, match="eccv16"):
         Colorizer("no-such-model")

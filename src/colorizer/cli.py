@@ -10,7 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from colorizer.errors import ColorizerError
+from colorizer.guidance.cli import add_eval_arguments as add_guidance_eval_arguments
+from colorizer.guidance.cli import add_image_arguments as add_guidance_arguments
+from colorizer.server.cli import add_server_parsers
 from colorizer.train.cli import add_train_parser
+from colorizer.video.cli import add_video_eval_arguments, add_video_parser
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif"}
 OUTPUT_SUFFIX_MARK = "_colorized"
@@ -72,7 +76,9 @@ def plan_jobs(inputs: list[tuple[Path, Path]], output_dir: Path | None, suffix: 
     return jobs
 
 
-def run_jobs(colorizer, jobs: list[Job], overwrite: bool, progress: bool) -> BatchReport:
+def run_jobs(
+    colorizer, jobs: list[Job], overwrite: bool, progress: bool, guidance=None
+) -> BatchReport:
     from tqdm import tqdm
 
     report = BatchReport()
@@ -81,7 +87,7 @@ def run_jobs(colorizer, jobs: list[Job], overwrite: bool, progress: bool) -> Bat
             report.skipped.append(job.dst)
             continue
         try:
-            colorizer.colorize_file(job.src, job.dst)
+            colorizer.colorize_file(job.src, job.dst, guidance)
         except (ColorizerError, OSError) as exc:
             report.failed.append((job.src, str(exc)))
         else:
@@ -112,6 +118,9 @@ def cmd_image(args: argparse.Namespace) -> int:
     if not inputs:
         print("no input images found in: " + " ".join(args.inputs), file=sys.stderr)
         return 1
+    from colorizer.guidance.cli import guidance_from_args
+
+    guidance = guidance_from_args(args)
     colorizer = Colorizer(
         args.model,
         weights=args.weights,
@@ -121,7 +130,8 @@ def cmd_image(args: argparse.Namespace) -> int:
     )
     output_dir = Path(args.output) if args.output else None
     jobs = plan_jobs(inputs, output_dir, "." + args.format.lstrip("."))
-    report = run_jobs(colorizer, jobs, args.overwrite, progress=not args.quiet and len(jobs) > 1)
+    progress = not args.quiet and len(jobs) > 1
+    report = run_jobs(colorizer, jobs, args.overwrite, progress, guidance)
     print_report(report, unmatched)
     return 1 if report.failed or unmatched else 0
 
@@ -152,12 +162,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from colorizer import evaluate
     from colorizer.pipeline import Colorizer
 
+    if args.video:
+        from colorizer.video.cli import cmd_eval_video
+
+        return cmd_eval_video(args)
     entries = [(args.model, args.weights), *map(_model_and_weights, args.compare or [])]
-    methods = {}
+    methods, colorizers = {}, {}
     for name, weights in entries:
         colorizer = Colorizer(name, weights=weights, size=args.size, device=args.device)
-        label = name if weights is None else f"{name} ({Path(weights).name})"
+        label = colorizer.name if weights is None else f"{name} ({Path(weights).name})"
         methods[label] = evaluate.colorizer_method(colorizer)
+        colorizers[label] = colorizer
+    from colorizer.guidance.cli import eval_methods
+
+    methods |= eval_methods(colorizers, args)
     photos = evaluate.find_photos(Path(args.data))[: args.limit]
     prior = np.load(args.prior) if args.prior else None
     sheet = Path(args.sheet) if args.sheet else None
@@ -193,7 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", help="write DIR/NAME.png instead of NAME_colorized.png beside the input"
     )
     image.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
-    image.add_argument("--model", help="registered model name (see `colorize models`)")
+    image.add_argument(
+        "--model", help="registered model name (see `colorize models`; default: colornet-v1)"
+    )
     image.add_argument("--weights", help="run --model's architecture from this local weights file")
     image.add_argument("--size", type=int, help="side of the square the network sees")
     image.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
@@ -206,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse larger images (default 200 million; 0 means no limit)",
     )
     image.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_guidance_arguments(image)
     image.set_defaults(run=cmd_image)
 
     evaluation = commands.add_parser(
@@ -226,9 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--sheet", help="write contact sheets (grey | models | truth) here")
     evaluation.add_argument("--limit", type=int, help="evaluate only the first N photos")
     evaluation.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_video_eval_arguments(evaluation)
+    add_guidance_eval_arguments(evaluation)
     evaluation.set_defaults(run=cmd_eval)
 
+    add_video_parser(commands)
     add_train_parser(commands)
+    add_server_parsers(commands)
 
     models = commands.add_parser("models", help="list or download models")
     models.add_argument("action", nargs="?", choices=["list", "pull"], default="list")
@@ -246,7 +271,11 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    return run_command(build_parser().parse_args(argv))
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run a parsed command; our errors become one readable line and exit code 1."""
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     try:
         return args.run(args)

@@ -297,3 +297,48 @@ def _linearisation_table() -> np.ndarray:
 def _lightness_table() -> np.ndarray:
     levels = torch.arange(65536, dtype=torch.float64) / 65535
     return lightness_from_y(srgb_to_linear(levels)).float().numpy()
+
+
+def rgb_to_lab_image(rgb: np.ndarray) -> np.ndarray:
+    """H x W x 3 float sRGB in [0, 1] -> H x W x 3 float32 Lab: L* from ``lightness_image``,
+    ab from OpenCV's fused conversion (within 5e-4 of ``rgb_to_lab``, see above)."""
+    rgb = np.ascontiguousarray(rgb, dtype=np.float32)
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)
+    lab[..., 0] = lightness_image(rgb)
+    return lab
+
+
+# -- Single colours: "#RRGGBB" <-> Lab, for user hints and suggestions -------------------------
+
+
+def parse_hex(text: str) -> tuple[float, float, float]:
+    """``"#RRGGBB"`` (or ``"RRGGBB"``, ``"#RGB"``) -> sRGB in [0, 1]; ValueError if malformed."""
+    digits = text.strip().removeprefix("#")
+    if len(digits) == 3:
+        digits = "".join(c * 2 for c in digits)
+    if len(digits) != 6 or any(c not in "0123456789abcdefABCDEF" for c in digits):
+        raise ValueError(f"colour {text!r} is not '#RRGGBB'")
+    return tuple(int(digits[i : i + 2], 16) / 255 for i in (0, 2, 4))
+
+
+def hex_to_lab(text: str) -> tuple[float, float, float]:
+    rgb = torch.tensor(parse_hex(text), dtype=torch.float64).view(3, 1, 1)
+    return tuple(float(v) for v in rgb_to_lab(rgb).flatten())
+
+
+def hex_to_ab(text: str) -> tuple[float, float]:
+    """The Lab (a, b) of an sRGB colour ``"#RRGGBB"``."""
+    return hex_to_lab(text)[1:]
+
+
+def lab_to_hex(lightness: float, a: float, b: float) -> str:
+    """One Lab colour -> ``"#rrggbb"`` (clipped to the sRGB gamut)."""
+    lab = torch.tensor([lightness, a, b], dtype=torch.float64).view(3, 1, 1)
+    rgb = lab_to_rgb(lab).flatten().tolist()
+    return "#" + "".join(f"{round(255 * v):02x}" for v in rgb)
+
+
+def distribution_entropy(probabilities: torch.Tensor) -> torch.Tensor:
+    """Entropy (nats) over dim 1 of an N x Q x H x W distribution: N x H x W; 0 = certain."""
+    p = probabilities.clamp_min(1e-12)
+    return -(p * p.log()).sum(dim=1)

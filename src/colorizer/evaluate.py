@@ -34,11 +34,14 @@ class Evaluation:
 
     rows: dict[str, list[dict]] = field(default_factory=dict)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    pooled: dict[str, metrics.PooledAuC] = field(default_factory=dict)
 
     def means(self) -> dict[str, dict[str, float]]:
+        """Per-method means of the per-image metrics, and the pooled rebalanced AuC."""
         return {
             method: {key: float(np.mean([row[key] for row in rows])) for key in COLUMNS}
             | {"cf_truth": float(np.mean([row["cf_truth"] for row in rows]))}
+            | ({"auc_rebal_pooled": self.pooled[method].value} if method in self.pooled else {})
             for method, rows in self.rows.items()
             if rows
         }
@@ -81,7 +84,8 @@ def evaluate(
 ) -> Evaluation:
     from tqdm import tqdm
 
-    result = Evaluation(rows={name: [] for name in [GREY, *methods]})
+    names = [GREY, *methods]
+    result = Evaluation(rows={name: [] for name in names})
     pictures = {}
     for path in photos:
         try:
@@ -90,12 +94,13 @@ def evaluate(
             result.failed.append((path, str(exc)))
     if prior is None:
         prior = dataset_prior(pictures.values())
+    result.pooled = {name: metrics.PooledAuC(prior) for name in names}
     for path, truth in tqdm(
         pictures.items(), desc="evaluating", unit="photo", disable=not progress
     ):
         outputs = {GREY: grey_method(truth)} | {name: run(truth) for name, run in methods.items()}
         for name, output in outputs.items():
-            row = metrics.evaluate_pair(output, truth.rgb, prior=prior)
+            row = metrics.evaluate_pair(output, truth.rgb, prior=prior, pooled=result.pooled[name])
             result.rows[name].append({"image": path.name, **row})
         if sheet_dir is not None:
             write_contact_sheet(sheet_dir / f"{path.stem}.jpg", outputs, truth.rgb)
@@ -111,7 +116,8 @@ def write_contact_sheet(path: Path, outputs: dict[str, np.ndarray], truth: np.nd
 
 
 def format_table(means: dict[str, dict[str, float]]) -> str:
-    header = ["method", "PSNR dB", "SSIM", "dE2000", "AuC %", "AuC rebal %", "CF", "dCF"]
+    header = ["method", "PSNR dB", "SSIM", "dE2000", "AuC %", "AuC rebal %"]
+    header += ["AuC rebal pooled %", "CF", "dCF"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for method, m in means.items():
         cells = [
@@ -121,6 +127,7 @@ def format_table(means: dict[str, dict[str, float]]) -> str:
             f"{m['ciede2000']:.2f}",
             f"{100 * m['auc']:.1f}",
             f"{100 * m['auc_rebal']:.1f}",
+            f"{100 * m['auc_rebal_pooled']:.1f}" if "auc_rebal_pooled" in m else "-",
             f"{m['cf']:.1f}",
             f"{m['delta_cf']:+.1f}",
         ]

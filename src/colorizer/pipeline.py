@@ -18,13 +18,14 @@ import numpy as np
 import torch
 
 from colorizer import color, imageio
-from colorizer.errors import ColorizerError, WeightsError
+from colorizer.errors import ColorizerError
+from colorizer.guidance import Guidance
 from colorizer.registry import MODELS, architecture, create_model, ensure_weights, model_spec
 
 log = logging.getLogger(__name__)
 
-# Set by the shipped-model work; until then a model must be named.
-DEFAULT_MODEL: str | None = None
+# The model we train and ship inside the package: colorizing works offline out of the box.
+DEFAULT_MODEL = "colornet-v1"
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -43,21 +44,13 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return device
 
 
-def no_model_message() -> str:
-    return (
-        "no model given and no default model is shipped yet. Name one of the registered models "
-        f"({', '.join(MODELS)}) with --model NAME (Python: Colorizer('NAME')), after fetching its "
-        "weights with `colorize models pull NAME`, or run an architecture from a local file with "
-        "--model ARCH --weights PATH."
-    )
-
-
 class Colorizer:
     """Colorize grey photos with one model.
 
-    ``model`` is a registered model name (``colorize models``) or, with ``weights``, an
-    architecture name. ``size`` is the side of the square the network sees (default: the
-    model's). Instances are safe to share between threads: inference reads the model only.
+    ``model`` is a registered model name (``colorize models``; default: the shipped
+    ``colornet-v1``) or, with ``weights``, an architecture name. ``size`` is the side of the
+    square the network sees (default: the model's). Instances are safe to share between
+    threads: inference reads the model only.
     """
 
     def __init__(
@@ -70,8 +63,6 @@ class Colorizer:
         max_pixels: int | None = imageio.DEFAULT_MAX_PIXELS,
     ) -> None:
         model = model or DEFAULT_MODEL
-        if model is None:
-            raise WeightsError(no_model_message())
         spec = MODELS.get(model)
         if spec is None and weights is None:
             model_spec(model)  # raises with the list of known models
@@ -98,28 +89,34 @@ class Colorizer:
 
     # -- public API ---------------------------------------------------------------------------
 
-    def colorize(self, image: Any) -> Any:
+    def colorize(self, image: Any, guidance: Guidance | None = None) -> Any:
         """Colorize one image: a path, PIL image or numpy array; returns the same kind.
 
         Arrays keep their dtype (uint8, uint16, float) and alpha; a path gives a PIL image.
+        ``guidance`` (``colorizer.guidance.Guidance``): point hints, global hints, scribbles,
+        a reference photo or propagation, see ``docs/guidance.md``.
         """
-        return self.colorize_batch([image])[0]
+        return self.colorize_batch([image], guidance=guidance)[0]
 
-    def colorize_batch(self, images: Sequence[Any], batch_size: int = 8) -> list[Any]:
+    def colorize_batch(
+        self, images: Sequence[Any], batch_size: int = 8, guidance: Guidance | None = None
+    ) -> list[Any]:
         """Colorize several images; the result equals calling ``colorize`` on each."""
         results = []
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
             pictures = [self.read(image) for image in chunk]
-            colorized = self.colorize_pictures(pictures)
+            colorized = self.colorize_pictures(pictures, guidance)
             for image, picture, rgb in zip(chunk, pictures, colorized, strict=True):
                 results.append(imageio.to_like(rgb, picture.alpha, image))
         return results
 
-    def colorize_file(self, src: str | Path, dst: str | Path) -> Path:
+    def colorize_file(
+        self, src: str | Path, dst: str | Path, guidance: Guidance | None = None
+    ) -> Path:
         """Read ``src``, colorize it, write ``dst`` atomically (format from its suffix)."""
         picture = self.read(src)
-        (rgb,) = self.colorize_pictures([picture])
+        (rgb,) = self.colorize_pictures([picture], guidance)
         return imageio.write_image(dst, rgb, picture.alpha, bit_depth=picture.bit_depth)
 
     def read(self, image: Any) -> imageio.Picture:
@@ -129,18 +126,48 @@ class Colorizer:
             log.warning("%s looks like a colour photo; colorizing it from its luminance", name)
         return picture
 
-    def colorize_pictures(self, pictures: Sequence[imageio.Picture]) -> list[np.ndarray]:
+    def suggest_colors(self, image: Any, x: float, y: float, k: int = 5) -> list[dict]:
+        """The model's ``k`` likeliest colours at image pixel (x, y), best first, as
+        ``{"hex": "#rrggbb", "ab": [a, b], "probability": p}`` (hex at the photo's lightness
+        there). Models without a distribution give their one predicted colour."""
+        from colorizer.guidance import core
+
+        picture = self.read(image)
+        lightness = color.lightness_image(picture.rgb, grey=_is_grey(picture.rgb))
+        return core.suggest_colors(self, lightness, x, y, k)
+
+    @property
+    def accepts_hints(self) -> bool:
+        """Whether the model takes point hints natively (``forward(l, hint_ab, hint_mask)``)."""
+        return bool(getattr(self.net, "accepts_hints", False))
+
+    def colorize_pictures(
+        self, pictures: Sequence[imageio.Picture], guidance: Guidance | None = None
+    ) -> list[np.ndarray]:
         """Decoded pictures -> H x W x 3 float32 sRGB in [0, 1], one per picture."""
         lightness = [color.lightness_image(p.rgb, grey=_is_grey(p.rgb)) for p in pictures]
+        if guidance is not None and not guidance.empty:
+            from colorizer.guidance import core
+
+            return [compose(light, core.guided_ab(self, light, guidance)) for light in lightness]
         small = np.stack([resize_plane(light, self.size, self.size) for light in lightness])
         ab_small = self.predict_ab(torch.from_numpy(small).unsqueeze(1))
         ab_small = ab_small.float().cpu().permute(0, 2, 3, 1).numpy()
         return [compose(light, ab) for light, ab in zip(lightness, ab_small, strict=True)]
 
     @torch.inference_mode()
-    def predict_ab(self, lightness: torch.Tensor) -> torch.Tensor:
-        """N x 1 x S x S L* (0..100) -> N x 2 x S x S ab from the network."""
-        return self.net(lightness.to(self.device))
+    def predict_ab(self, lightness: torch.Tensor, *hints: torch.Tensor) -> torch.Tensor:
+        """N x 1 x S x S L* (0..100) -> N x 2 x S x S ab from the network. ``hints``: raw hint
+        ab (N x 2 x S x S) and 0/1 mask (N x 1 x S x S), for models that take them."""
+        return self.net(lightness.to(self.device), *(h.to(self.device) for h in hints))
+
+    @torch.inference_mode()
+    def predict_distribution(self, lightness: torch.Tensor, *hints: torch.Tensor):
+        """The model's probabilities over the 313 ab bins (N x 313 x g x g), or None for
+        models that predict ab directly. ``hints`` as for ``predict_ab``."""
+        if not hasattr(self.net, "distribution"):
+            return None
+        return self.net.distribution(lightness.to(self.device), *(h.to(self.device) for h in hints))
 
 
 def _is_grey(rgb: np.ndarray) -> bool:

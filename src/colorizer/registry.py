@@ -78,6 +78,20 @@ MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in [
         ModelSpec(
+            name="colornet-v1",
+            arch="colornet",
+            description="Our compact 313-bin classifier (class-rebalanced, annealed mean); "
+            "shipped, the default",
+            input_size=256,
+            filename="colornet-v1.safetensors",
+            url=None,
+            size_bytes=8_765_820,
+            sha256="ea6401f51f9bc9be5be8dde0ab72f1c818d9c202af5b30c41be8bc5b9e728d53",
+            license="MIT (weights); trained on research-use photo sets, see colornet-v1.md",
+            source="this project: colorize train classification, see colornet-v1.md",
+            packaged=True,
+        ),
+        ModelSpec(
             name="eccv16",
             arch="eccv16",
             description="Zhang et al. ECCV 2016, 313-bin classification (published PyTorch port)",

@@ -3,6 +3,24 @@
 The Caffe reader (``colorizer.models.caffe``) is imported on demand by the registry.
 """
 
-from colorizer.models import colornet, eccv16, pix2pix, regression, siggraph17, som_mlp
+from colorizer.models import (
+    colornet,
+    colornet_hints,
+    eccv16,
+    pix2pix,
+    refiner,
+    regression,
+    siggraph17,
+    som_mlp,
+)
 
-__all__ = ["colornet", "eccv16", "pix2pix", "regression", "siggraph17", "som_mlp"]
+__all__ = [
+    "colornet",
+    "colornet_hints",
+    "eccv16",
+    "pix2pix",
+    "refiner",
+    "regression",
+    "siggraph17",
+    "som_mlp",
+]

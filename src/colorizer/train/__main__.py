@@ -4,22 +4,14 @@ commands without the main ``colorize`` parser."""
 import argparse
 import sys
 
-from colorizer.errors import ColorizerError
+from colorizer.cli import run_command
 from colorizer.train.cli import add_train_parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m colorizer.train")
     add_train_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except ColorizerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_command(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from colorizer.errors import ColorizerError
 
-FAMILIES = ("regression", "classification", "gan", "som-mlp")
+FAMILIES = ("regression", "classification", "gan", "som-mlp", "hints", "refiner")
 
 
 @dataclass
@@ -39,6 +39,8 @@ class TrainConfig:
     rebalance_lambda: float = 0.5
     rebalance_sigma: float = 5.0
     published_prior: str | None = None  # e.g. prior_probs.npy, only compared against in the log
+    # hints: start from these weights (default: the shipped colornet-v1), missing keys zero
+    init: str | None = None
     # gan
     l1_weight: float = 100.0
     # som-mlp

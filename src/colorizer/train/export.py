@@ -26,6 +26,8 @@ LOSSES = {
     "classification": "313-bin soft-encoded cross-entropy, class-rebalanced (ECCV16), "
     "annealed-mean decoding",
     "gan": "pix2pix: L1 on ab + PatchGAN adversarial loss",
+    "hints": "313-bin cross-entropy (rebalanced) + L1 on decoded ab, with SIGGRAPH17 point "
+    "hints sampled from the ground truth",
     "som-mlp": "SOM quantisation of CIELUV (u, v), then MLP cross-entropy over the SOM colours",
 }
 
@@ -70,6 +72,7 @@ def export(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     save_file(tensors, str(tmp), metadata)
+    os.chmod(tmp, 0o644)  # a package data file: readable by every user who installs it
     os.replace(tmp, out)
     card = out.with_suffix(".md")
     card.write_text(model_card(name, out.name, model, state, metrics))

@@ -270,12 +270,86 @@ class SomMlp(Family):
         return {"ce": loss.item()}
 
 
+class Hints(Classification):
+    """SIGGRAPH17's local hints on our classifier: fine-tune ``colornet-hints`` from
+    ``colornet-v1`` (its hint convolutions start at zero) with hints sampled from the ground
+    truth as published: a geometric number of points (p = 1/8), P x P patches with P drawn from
+    1..9, placed around the centre (normal), valued at the patch's mean true ab. Loss: the
+    classifier's rebalanced cross-entropy plus L1 on the decoded ab (hints must be obeyed)."""
+
+    name = "hints"
+    default_arch = "colornet-hints"
+    default_lr = 3e-4
+    l1_weight = 10.0
+    patch_sizes = tuple(range(1, 10))
+
+    def __init__(self, config: TrainConfig, device: torch.device) -> None:
+        super().__init__(config, device)
+        if not getattr(self.net, "accepts_hints", False):
+            raise ColorizerError(f"architecture {self.arch!r} takes no hints")
+        self.load_initial(config.init)
+        self.optimizers["net"] = self.adam(self.net)
+
+    def load_initial(self, init: str | None) -> None:
+        from colorizer.registry import ensure_weights, load_state_dict_file
+
+        path = init or ensure_weights("colornet-v1")
+        state = load_state_dict_file(path, self.arch)
+        missing, unexpected = self.net.load_state_dict(state, strict=False)
+        if unexpected or any(not key.startswith("hint_") for key in missing):
+            raise ColorizerError(f"{path}: does not fit {self.arch} ({missing=}, {unexpected=})")
+
+    def hints(self, ab: torch.Tensor, generator: np.random.Generator):
+        from colorizer.guidance.hints import encode_hints, geometric_count, sample_hints
+
+        h, w = ab.shape[-2:]
+        planes = [
+            encode_hints(
+                sample_hints(
+                    grid_ab,
+                    geometric_count(generator),
+                    generator,
+                    patch=self.patch_sizes,
+                    normal=True,
+                ),
+                w,
+                h,
+                (h, w),
+            )
+            for grid_ab in ab.permute(0, 2, 3, 1).cpu().numpy()
+        ]
+        hint_ab = torch.from_numpy(np.stack([p[0] for p in planes])).to(ab.device)
+        mask = torch.from_numpy(np.stack([p[1] for p in planes])).to(ab.device)
+        return hint_ab, mask
+
+    def step(self, batch: data.Batch) -> dict[str, float]:
+        seed = int(batch.ab[:, :, 0, 0].sum().item() * 1000) & 0x7FFFFFFF
+        hint_ab, mask = self.hints(batch.ab, np.random.default_rng(seed))
+        with self.autocast():
+            logits = self.net.logits(batch.l, hint_ab, mask)
+        logits = logits.float()
+        stride = batch.l.shape[-1] // logits.shape[-1]
+        true_ab = batch.ab[..., ::stride, ::stride]
+        target = color.soft_encode(true_ab, self.bins)
+        weight = self.extra["weights"].to(self.device)[target.argmax(dim=1)]
+        cross_entropy = -(target * F.log_softmax(logits, dim=1)).sum(dim=1)
+        decoded = color.annealed_mean(logits, self.bins, self.net.temperature)
+        l1 = (decoded - true_ab).abs().mean() / AB_SCALE
+        loss = (weight * cross_entropy).mean() + self.l1_weight * l1
+        descend(self.optimizers["net"], loss)
+        return {"ce": loss.item(), "l1": l1.item()}
+
+
 FAMILIES: dict[str, type[Family]] = {
-    family.name: family for family in (Regression, Classification, Pix2PixGAN, SomMlp)
+    family.name: family for family in (Regression, Classification, Pix2PixGAN, SomMlp, Hints)
 }
 
 
 def make_family(config: TrainConfig, device: torch.device) -> Family:
+    if config.family == "refiner":  # the video refiner: its own module (flow, sequences)
+        from colorizer.train.refiner import RefinerFamily
+
+        return RefinerFamily(config, device)
     return FAMILIES[config.family](config, device)
 
 

@@ -104,7 +104,9 @@ def _run(family, config, photos, val_rgb, start, seconds, info, world, progress)
             if writer:
                 writer.log("train", row | {"seconds": round(meter.elapsed(), 1)})
         if writer and val_rgb is not None and (done % config.val_every == 0 or last):
-            scores = validate(family, val_rgb, writer.out / "samples" / f"step-{done:07d}.png")
+            own = getattr(family, "validate", None)  # families with their own validation
+            grid = writer.out / "samples" / f"step-{done:07d}.png"
+            scores = own(val_rgb) if own else validate(family, val_rgb, grid)
             writer.log("val", {"step": done, **scores})
             info["val"] = {"step": done, **scores}
             say(f"step {done}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))

@@ -49,7 +49,8 @@ class FlowEstimator:
             known = ", ".join([*DIS_PRESETS, "farneback"])
             raise ColorizerError(f"unknown optical flow method {method!r}; known: {known}")
         self.method = method
-        self._dis = None if method == "farneback" else cv2.DISOpticalFlow_create(DIS_PRESETS[method])
+        preset = DIS_PRESETS.get(method)
+        self._dis = None if preset is None else cv2.DISOpticalFlow_create(preset)
 
     def __call__(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
         """Flow from ``source`` to ``target`` (both H x W uint8): source[x] ~ target[x + flow]."""
@@ -79,8 +80,10 @@ def consistent(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
     height, width = backward.shape[:2]
     grid = _sample_grid(backward)
     inside = (
-        (grid[..., 0] >= 0) & (grid[..., 0] <= width - 1)
-        & (grid[..., 1] >= 0) & (grid[..., 1] <= height - 1)
+        (grid[..., 0] >= 0)
+        & (grid[..., 0] <= width - 1)
+        & (grid[..., 1] >= 0)
+        & (grid[..., 1] <= height - 1)
     )
     returned = cv2.remap(forward, grid, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     miss = np.square(backward + returned).sum(axis=-1)

@@ -58,8 +58,10 @@ class WarpingError:
 
     def result(self) -> dict[str, float]:
         """Mean ab distance per method over all trusted pixels (NaN when none were)."""
-        return {name: total / self.pixels if self.pixels else float("nan")
-                for name, total in self.sums.items()}
+        return {
+            name: total / self.pixels if self.pixels else float("nan")
+            for name, total in self.sums.items()
+        }
 
 
 def warping_error(

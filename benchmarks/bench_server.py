@@ -1,0 +1,155 @@
+"""Load run of the REST API: N concurrent clients for M seconds against `colorize serve`.
+
+Run:  python benchmarks/bench_server.py [--clients 4] [--seconds 15] [--width 640 --height 480]
+
+Starts ``colorize serve`` on 127.0.0.1 (a free port) in a subprocess with the shipped model,
+warms it up with one request, then lets N client threads post the same grey photo to
+``POST /v1/colorize`` back to back for M seconds and prints requests/s and the p50/p95
+latency of the successful requests, plus how many were refused (429) or failed. The server
+is stopped at the end. Both limits are bounded (at most 64 clients, 300 seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTO = ROOT.parent / "shared" / "data" / "bw" / "01_portrait_migrant_mother_1936.jpg"
+MAX_CLIENTS, MAX_SECONDS, START_LIMIT_S = 64, 300, 120
+
+
+def photo_bytes(width: int, height: int) -> bytes:
+    """A real B&W photo resized when ../shared has one, else a synthetic grey picture (JPEG)."""
+    if PHOTO.exists():
+        with Image.open(PHOTO) as image:
+            grey = image.convert("L").resize((width, height))
+    else:
+        y, x = np.mgrid[0:height, 0:width]
+        grey = Image.fromarray((128 + 60 * np.sin(x / 23) * np.cos(y / 31)).astype(np.uint8))
+    buffer = io.BytesIO()
+    grey.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(port: int, workers: int, extra: list[str]) -> subprocess.Popen:
+    command = [
+        sys.executable,
+        "-m",
+        "colorizer.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        *extra,
+    ]
+    quiet = subprocess.DEVNULL
+    server = subprocess.Popen(command, stdout=quiet, stderr=quiet, start_new_session=True)
+    deadline = time.monotonic() + START_LIMIT_S
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).is_success:
+                return server
+        except httpx.HTTPError:
+            time.sleep(0.2)
+        if server.poll() is not None:
+            break
+    stop_server(server)
+    raise SystemExit("the server did not start")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGINT)
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def client(url: str, photo: bytes, until: float, results: list, lock: threading.Lock) -> None:
+    with httpx.Client(timeout=300) as http:
+        while time.monotonic() < until:
+            start = time.perf_counter()
+            try:
+                response = http.post(url, files={"image": ("photo.jpg", photo, "image/jpeg")})
+                outcome = response.status_code
+            except httpx.HTTPError:
+                outcome = "error"
+            with lock:
+                results.append((outcome, time.perf_counter() - start))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--workers", type=int, default=2, help="server image workers")
+    args, extra = parser.parse_known_args()
+    clients = max(1, min(args.clients, MAX_CLIENTS))
+    seconds = max(1.0, min(args.seconds, MAX_SECONDS))
+
+    photo = photo_bytes(args.width, args.height)
+    port = free_port()
+    server = start_server(port, args.workers, extra)
+    url = f"http://127.0.0.1:{port}/v1/colorize"
+    try:
+        warm = httpx.post(url, files={"image": ("photo.jpg", photo, "image/jpeg")}, timeout=300)
+        warm.raise_for_status()
+        results: list = []
+        lock = threading.Lock()
+        until = time.monotonic() + seconds
+        started = time.monotonic()
+        threads = [
+            threading.Thread(target=client, args=(url, photo, until, results, lock))
+            for _ in range(clients)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.monotonic() - started
+    finally:
+        stop_server(server)
+
+    ok = np.array([t for status, t in results if status == 200])
+    refused = sum(1 for status, _ in results if status == 429)
+    failed = len(results) - len(ok) - refused
+    print(
+        f"{clients} clients x {seconds:g} s, {args.width}x{args.height} JPEG, "
+        f"server workers {args.workers}, {elapsed:.1f} s wall"
+    )
+    print(f"requests: {len(results)}  ok: {len(ok)}  429: {refused}  failed: {failed}")
+    if len(ok):
+        p50, p95 = np.percentile(ok, [50, 95])
+        print(f"throughput: {len(ok) / elapsed:.2f} requests/s")
+        worst = ok.max()
+        print(f"latency: p50 {p50 * 1e3:.0f} ms  p95 {p95 * 1e3:.0f} ms  max {worst * 1e3:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Film colorization speed: `colorize video` end to end against the I/O floor.
+
+Run:  python benchmarks/bench_video.py [CLIP] [--frames N] [--refiner CKPT]
+
+On ``../shared/data/video/bench_720p.mp4`` (1280x720, 25 fps, 125 frames) by default, in one
+process so the ratio is fair on a noisy machine:
+
+(a) I/O floor: decode every frame to RGB and encode it again with the same encoder settings as
+    ``colorize video`` (libx264, crf 18, preset medium): nothing else;
+(b) ``colorize_video`` with the shipped colornet-v1 and flow propagation (defaults), and with
+    ``--refiner`` also the recurrent refiner.
+
+Prints frames per second, the seconds each stage spent (decode + L*, network, consistency,
+encode incl. composition; the stages run in three threads, so they overlap) and the ratio of the
+end-to-end time to the I/O floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import av
+
+from colorizer.pipeline import Colorizer
+from colorizer.video.colorize import VideoOptions, colorize_video
+from colorizer.video.output import EncoderSettings, encoder_options
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+CLIP = SHARED / "data" / "video" / "bench_720p.mp4"
+
+
+def io_floor(clip: Path, out: Path, settings: EncoderSettings) -> dict[str, float]:
+    """Decode to RGB and re-encode every frame; seconds of each half and frames done."""
+    decode_s = encode_s = 0.0
+    frames = 0
+    with av.open(str(clip)) as source, av.open(str(out), "w") as sink:
+        video = source.streams.video[0]
+        video.thread_type = "AUTO"
+        stream = sink.add_stream(
+            settings.codec, rate=video.average_rate, options=encoder_options(settings)
+        )
+        stream.width, stream.height, stream.pix_fmt = video.width, video.height, settings.pix_fmt
+        decoded = source.decode(video)
+        while True:
+            started = time.perf_counter()
+            frame = next(decoded, None)
+            if frame is None:
+                break
+            rgb = frame.to_ndarray(format="rgb24")
+            decode_s += time.perf_counter() - started
+            started = time.perf_counter()
+            picture = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            picture.pts = frames
+            sink.mux(stream.encode(picture))
+            encode_s += time.perf_counter() - started
+            frames += 1
+        started = time.perf_counter()
+        sink.mux(stream.encode(None))
+        encode_s += time.perf_counter() - started
+    return {"frames": frames, "decode": decode_s, "encode": encode_s, "total": decode_s + encode_s}
+
+
+def run(colorizer: Colorizer, clip: Path, out: Path, options: VideoOptions) -> dict[str, float]:
+    report = colorize_video(colorizer, clip, out, options)
+    times = report.times
+    return {
+        "frames": report.frames,
+        "total": report.seconds,
+        "decode": times.decode,
+        "network": times.network,
+        "consistency": times.consistency,
+        "encode": times.encode + times.remux,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("clip", nargs="?", default=str(CLIP))
+    parser.add_argument("--refiner", help="also time the trained video-refiner")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    clip = Path(args.clip)
+    colorizer = Colorizer(device=args.device)
+    with tempfile.TemporaryDirectory() as folder:
+        floor = io_floor(clip, Path(folder) / "floor.mp4", EncoderSettings())
+        rows = {"I/O floor (decode + encode)": floor}
+        rows["colorize video (flow propagation)"] = run(
+            colorizer, clip, Path(folder) / "flow.mp4", VideoOptions()
+        )
+        if args.refiner:
+            options = VideoOptions(refiner=str(Path(args.refiner).resolve()))
+            rows["colorize video (refiner)"] = run(
+                colorizer, clip, Path(folder) / "refiner.mp4", options
+            )
+    print(f"{clip.name}: {floor['frames']} frames, device {colorizer.device}")
+    print("| run | fps | total s | decode s | network s | consistency s | encode s | x floor |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, row in rows.items():
+        cells = [
+            name,
+            f"{row['frames'] / row['total']:.2f}",
+            f"{row['total']:.1f}",
+            f"{row['decode']:.1f}",
+            f"{row.get('network', 0.0):.1f}",
+            f"{row.get('consistency', 0.0):.1f}",
+            f"{row['encode']:.1f}",
+            f"{row['total'] / floor['total']:.1f}",
+        ]
+        print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,308 @@
+"""``Guidance``: what a user tells the colorizer, and how each kind of guidance is applied.
+
+``guided_ab(colorizer, lightness, guidance)`` returns the full-resolution ab of one photo:
+
+* Point hints, with a model that takes hints (``forward(l, hint_ab, hint_mask)``: siggraph17,
+  colornet-hints): the published encoding, straight into the network.
+* Point hints with a model that takes none (the shipped colornet-v1), ``propagate=True``, or a
+  reference photo: strokes + Levin propagation. The strokes are, from weakest to strongest: the
+  network's confident colours (micro-scribbles: grid cells whose bin distribution has low
+  entropy) or the reference photo's well-matched colours, the hint patches, the user's scribbles.
+* Scribbles alone: Levin propagation of the scribbles only, no network.
+* Global hints, last: a palette reweights the model's bin distribution towards its colours
+  (models with ``distribution``; others are pulled towards the palette afterwards), and a target
+  saturation scales the chroma until the mean HSV saturation of the result reaches it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from colorizer import color
+from colorizer.errors import ColorizerError
+from colorizer.guidance import propagate, reference, strokes
+from colorizer.guidance.hints import PointHint, check_inside, encode_hints, hint_ab
+
+if TYPE_CHECKING:
+    from colorizer.pipeline import Colorizer
+
+PALETTE_SIGMA = 15.0  # ab spread of each palette colour over the bins
+PALETTE_FLOOR = 0.05  # share of the reweighting left uniform: colours off the palette stay possible
+DEFAULT_GRID = 256  # hint grid when no network is involved
+# Automatic strokes within 1/24 of the photo's size of a user's stroke give way to it.
+CLEAR_FRACTION = 24
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """User guidance for one photo (see the module docstring); all parts optional.
+
+    ``points``: ``PointHint`` s in image pixel coordinates. ``saturation``: target mean HSV
+    saturation of the result, 0..1. ``palette``: ``[("#RRGGBB" or (a, b), weight), ...]``.
+    ``scribbles``: path / PIL / array of the photo's size, every coloured pixel a stroke.
+    ``reference``: path / PIL / array colour photo to take colours from. ``propagate``: spread
+    the network's confident colours edge-aware (micro-scribbles) instead of its raw output.
+    """
+
+    points: Sequence[PointHint] = ()
+    saturation: float | None = None
+    palette: Sequence[tuple[Any, float]] | None = None
+    scribbles: Any = None
+    reference: Any = None
+    propagate: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "points", tuple(self.points))
+        for i, point in enumerate(self.points):
+            if not isinstance(point, PointHint):
+                raise ColorizerError(f"guidance point {i}: expected a PointHint, got {point!r}")
+        if self.saturation is not None and not 0 <= self.saturation <= 1:
+            raise ColorizerError(f"saturation must be in [0, 1], got {self.saturation}")
+        if self.palette is not None:
+            object.__setattr__(self, "palette", tuple(self.palette))
+            self.palette_ab()  # validates
+
+    def palette_ab(self) -> list[tuple[tuple[float, float], float]]:
+        """The palette as ((a, b), weight) pairs; raises naming a bad entry."""
+        checked = []
+        if self.palette is not None:
+            for i, entry in enumerate(self.palette):
+                try:
+                    value, weight = entry
+                    ab = hint_ab(value)
+                    weight = float(weight)
+                except (TypeError, ValueError) as exc:
+                    raise ColorizerError(
+                        f"palette entry {i}: expected (colour, weight), colour '#RRGGBB' or "
+                        f"(a, b), got {entry!r} ({exc})"
+                    ) from None
+                if not weight > 0:
+                    raise ColorizerError(f"palette entry {i}: weight must be > 0, got {weight}")
+                checked.append((ab, weight))
+            if not checked:
+                raise ColorizerError("palette is empty")
+        return checked
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.points
+            or self.saturation is not None
+            or self.palette
+            or self.scribbles is not None
+            or self.reference is not None
+            or self.propagate
+        )
+
+
+# -- the network's part ------------------------------------------------------------------------
+
+
+def palette_bin_weights(palette: list[tuple[tuple[float, float], float]]) -> torch.Tensor:
+    """Relative weight of each of the 313 bins under the palette (mean 1)."""
+    bins = color.ab_bins(torch.float64)
+    total = torch.zeros(len(bins), dtype=torch.float64)
+    weight_sum = sum(w for _, w in palette)
+    for (a, b), weight in palette:
+        squared = ((bins - torch.tensor([a, b], dtype=torch.float64)) ** 2).sum(1)
+        total += weight / weight_sum * torch.exp(-squared / (2 * PALETTE_SIGMA**2))
+    total = total / total.mean()
+    return ((1 - PALETTE_FLOOR) * total + PALETTE_FLOOR).float()
+
+
+@dataclass
+class Prediction:
+    ab: np.ndarray  # g x g x 2 (grid of the distribution) or S x S x 2
+    entropy: np.ndarray | None  # g x g, None for models without a distribution
+    palette_done: bool
+
+
+def network_prediction(
+    colorizer: Colorizer,
+    lightness: np.ndarray,
+    points: Sequence[PointHint],
+    palette: list | None,
+) -> Prediction:
+    """The model's ab for one photo on its own grid, hints given natively when it takes them."""
+    from colorizer.pipeline import resize_plane
+
+    size = colorizer.size
+    small = torch.from_numpy(resize_plane(lightness, size, size))[None, None]
+    hints = None
+    if points and colorizer.accepts_hints:
+        height, width = lightness.shape
+        ab, mask = encode_hints(points, width, height, size)
+        hints = (torch.from_numpy(ab)[None], torch.from_numpy(mask)[None])
+    distribution = colorizer.predict_distribution(small, *(hints or ()))
+    if distribution is None:
+        ab = colorizer.predict_ab(small, *(hints or ()))[0].float().cpu().permute(1, 2, 0).numpy()
+        return Prediction(ab, None, False)
+    distribution = distribution.float().cpu()
+    if palette:
+        distribution = distribution * palette_bin_weights(palette).view(1, -1, 1, 1)
+        distribution = distribution / distribution.sum(dim=1, keepdim=True)
+    temperature = getattr(colorizer.net, "temperature", color.DEFAULT_TEMPERATURE)
+    ab = color.annealed_mean(distribution.clamp_min(1e-12).log(), temperature=temperature)
+    entropy = color.distribution_entropy(distribution)[0].numpy()
+    return Prediction(ab[0].permute(1, 2, 0).numpy(), entropy, bool(palette))
+
+
+# -- global hints -------------------------------------------------------------------------------
+
+
+def _mean_saturation(lightness: np.ndarray, ab: np.ndarray) -> float:
+    rgb = color.lab_to_rgb_image(np.dstack([lightness, ab]))
+    high, low = rgb.max(axis=-1), rgb.min(axis=-1)
+    return float(np.mean(np.where(high > 1e-6, (high - low) / np.maximum(high, 1e-6), 0)))
+
+
+def match_saturation(lightness: np.ndarray, ab: np.ndarray, target: float) -> np.ndarray:
+    """Scale the chroma so the mean HSV saturation of the result is ``target`` (bisection on a
+    small copy)."""
+    from colorizer.pipeline import resize_plane
+
+    height, width = lightness.shape
+    scale = min(1.0, 256 / max(height, width))
+    h, w = max(round(height * scale), 1), max(round(width * scale), 1)
+    small_l, small_ab = resize_plane(lightness, h, w), resize_plane(ab, h, w)
+    low, high = 0.0, 8.0
+    for _ in range(24):
+        middle = (low + high) / 2
+        if _mean_saturation(small_l, small_ab * middle) < target:
+            low = middle
+        else:
+            high = middle
+    return ab * ((low + high) / 2)
+
+
+def pull_to_palette(ab: np.ndarray, palette: list, strength: float = 0.6) -> np.ndarray:
+    """Models without a distribution: move each pixel's ab towards the palette colours near it
+    (softly assigned, weighted by the palette weights)."""
+    centres = np.array([c for c, _ in palette], np.float32)
+    weights = np.array([w for _, w in palette], np.float32)
+    distances = ((ab[..., None, :] - centres) ** 2).sum(-1)
+    logits = np.log(weights) - distances / (2 * 30.0**2)
+    logits -= logits.max(-1, keepdims=True)
+    share = np.exp(logits)
+    share /= share.sum(-1, keepdims=True)
+    target = share @ centres
+    return (1 - strength) * ab + strength * target
+
+
+# -- putting it together ------------------------------------------------------------------------
+
+
+def _resize_ab(ab: np.ndarray, height: int, width: int) -> np.ndarray:
+    from colorizer.pipeline import resize_plane
+
+    return resize_plane(np.ascontiguousarray(ab, dtype=np.float32), height, width)
+
+
+def guided_ab(colorizer: Colorizer | None, lightness: np.ndarray, guidance: Guidance) -> np.ndarray:
+    """Full-resolution H x W x 2 ab for the photo with L* ``lightness`` under ``guidance``.
+
+    ``colorizer`` may be None when the guidance needs no network (scribbles, hints propagated
+    alone, a reference photo).
+    """
+    height, width = lightness.shape
+    points = guidance.points
+    check_inside(points, width, height)
+    palette = guidance.palette_ab()
+    user = None
+    if guidance.scribbles is not None:
+        user = strokes.load_scribbles(guidance.scribbles, height, width)
+    use_network = colorizer is not None and guidance.reference is None
+    propagating = (
+        colorizer is None
+        or user is not None
+        or guidance.reference is not None
+        or guidance.propagate
+        or (points and not (use_network and colorizer.accepts_hints))
+    )
+    palette_done = False
+    if not propagating:
+        prediction = network_prediction(colorizer, lightness, points, palette)
+        ab = _resize_ab(prediction.ab, height, width)
+        palette_done = prediction.palette_done
+    else:
+        base = None
+        if guidance.reference is not None:
+            matched, distance = reference.transfer(
+                lightness, reference.read_reference(guidance.reference)
+            )
+            base = strokes.grid_strokes(matched, reference.reference_cells(distance), height, width)
+        elif use_network and (guidance.propagate or points):
+            prediction = network_prediction(colorizer, lightness, points, palette)
+            palette_done = prediction.palette_done
+            chosen = (
+                strokes.confident_cells(prediction.entropy)
+                if prediction.entropy is not None
+                else strokes.flat_cells(prediction.ab)
+            )
+            base = strokes.grid_strokes(prediction.ab, chosen, height, width)
+        grid = colorizer.size if colorizer is not None else DEFAULT_GRID
+        hinted = strokes.hint_strokes(points, height, width, grid) if points else None
+        mine = strokes.merge([hinted, user], height, width)
+        if base is not None and mine[1].any():
+            radius = max(2, round(max(height, width) / CLEAR_FRACTION))
+            base = strokes.clear_near(base, mine[1], radius)
+        ab_strokes, mask = strokes.merge([base, mine], height, width)
+        ab = propagate.propagate(lightness, ab_strokes, mask)
+    if palette and not palette_done:
+        ab = pull_to_palette(ab, palette)
+    if guidance.saturation is not None:
+        ab = match_saturation(lightness, ab, guidance.saturation)
+    return np.ascontiguousarray(ab, dtype=np.float32)
+
+
+def suggest_colors(
+    colorizer: Colorizer,
+    lightness: np.ndarray,
+    x: float,
+    y: float,
+    k: int = 5,
+    points: Sequence[PointHint] = (),
+) -> list[dict]:
+    """The top-``k`` colours of the model's distribution at image point (x, y), best first."""
+    height, width = lightness.shape
+    check_inside([PointHint(x, y, (0.0, 0.0))], width, height, source="point")
+    if k < 1:
+        raise ColorizerError(f"k must be at least 1, got {k}")
+    row = min(max(round(y), 0), height - 1)
+    col = min(max(round(x), 0), width - 1)
+    light = float(lightness[row, col])
+    from colorizer.pipeline import resize_plane
+
+    size = colorizer.size
+    small = torch.from_numpy(resize_plane(lightness, size, size))[None, None]
+    hints = None
+    if points and colorizer.accepts_hints:
+        planes = encode_hints(points, width, height, size)
+        hints = tuple(torch.from_numpy(p)[None] for p in planes)
+    distribution = colorizer.predict_distribution(small, *(hints or ()))
+    if distribution is None:
+        ab = colorizer.predict_ab(small, *(hints or ()))[0].float().cpu()
+        gy = min(int((y + 0.5) * size / height), size - 1)
+        gx = min(int((x + 0.5) * size / width), size - 1)
+        a, b = (float(v) for v in ab[:, gy, gx])
+        return [{"hex": color.lab_to_hex(light, a, b), "ab": [a, b], "probability": 1.0}]
+    distribution = distribution[0].float().cpu()
+    grid_h, grid_w = distribution.shape[-2:]
+    gy = min(int((y + 0.5) * grid_h / height), grid_h - 1)
+    gx = min(int((x + 0.5) * grid_w / width), grid_w - 1)
+    probabilities = distribution[:, gy, gx]
+    top = probabilities.topk(min(k, len(probabilities)))
+    bins = color.ab_bins()
+    return [
+        {
+            "hex": color.lab_to_hex(light, *bins[i].tolist()),
+            "ab": [float(v) for v in bins[i]],
+            "probability": float(p),
+        }
+        for p, i in zip(top.values, top.indices, strict=True)
+    ]

@@ -1,0 +1,294 @@
+"""Bounded work: image requests on a shared thread pool, video jobs on a queue, a temp area.
+
+Nothing here knows about HTTP. Every limit is a number in ``ServerSettings``; going over one
+raises ``QueueFull``, which the app answers with 429.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class QueueFull(Exception):
+    """The server already holds as much work as its settings allow."""
+
+
+class JobCancelled(Exception):
+    """Raised inside a job's progress callback once the job was cancelled."""
+
+
+class ImageWorkers:
+    """A fixed pool of threads; at most ``max_pending`` calls running or waiting at once."""
+
+    def __init__(self, workers: int, max_pending: int) -> None:
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="colorize-image")
+        self.max_pending = max_pending
+        self._pending = 0
+        self._lock = threading.Lock()
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    def submit(self, fn: Callable, *args, **kwargs) -> Future:
+        with self._lock:
+            if self._pending >= self.max_pending:
+                raise QueueFull(
+                    f"the server is busy: {self._pending} images are being colorized or waiting "
+                    f"(limit {self.max_pending}); try again shortly"
+                )
+            self._pending += 1
+        try:
+            future = self._executor.submit(fn, *args, **kwargs)
+        except BaseException:
+            self._release(None)
+            raise
+        future.add_done_callback(self._release)  # also runs for a cancelled, still-queued call
+        return future
+
+    def _release(self, _future) -> None:
+        with self._lock:
+            self._pending -= 1
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class TempArea:
+    """A private folder for uploads and results; nothing in it is named by a client."""
+
+    def __init__(self, parent: Path | None = None) -> None:
+        if parent is not None:
+            Path(parent).mkdir(parents=True, exist_ok=True)
+        self.root = Path(tempfile.mkdtemp(prefix="colorizer-server-", dir=parent))
+        (self.root / "uploads").mkdir()
+        (self.root / "jobs").mkdir()
+
+    def upload_path(self, suffix: str = "") -> Path:
+        """A fresh random path for one uploaded file (the caller deletes it when done)."""
+        return self.root / "uploads" / f"{secrets.token_hex(16)}{suffix}"
+
+    def job_dir(self, job_id: str) -> Path:
+        path = self.root / "jobs" / job_id
+        path.mkdir()
+        return path
+
+    def sweep_uploads(self, older_than_s: float) -> int:
+        """Remove uploads left behind (a request killed mid-way) older than ``older_than_s``."""
+        removed, limit = 0, time.time() - older_than_s
+        for path in (self.root / "uploads").iterdir():
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < limit:
+                    path.unlink()
+                    removed += 1
+        return removed
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@dataclass
+class Job:
+    """One video job. ``status``: queued, running, done, failed, cancelled, downloaded, expired."""
+
+    id: str
+    folder: Path
+    input: Path
+    output: Path
+    run: Callable[[Job], None]  # does the work; reports through job.progress()
+    status: str = "queued"
+    done: int = 0
+    total: int | None = None
+    error: str | None = None
+    created_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    finished_at: float | None = None
+    cancel_requested: bool = False
+    downloading: int = 0
+    _calls: int = 0
+
+    FINISHED = ("done", "failed", "cancelled", "downloaded", "expired")
+
+    def progress(self, done: int, total: int | None = None) -> None:
+        """Progress callback for the work: frames done of total; stops a cancelled job."""
+        if self.cancel_requested:
+            raise JobCancelled
+        # Called once per frame; counting the calls also covers a caller whose count lags.
+        self._calls += 1
+        self.done = max(int(done), self._calls)
+        if total is not None:
+            self.total = int(total)
+
+    def remove_files(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class JobQueue:
+    """Video jobs: ``workers`` threads, at most ``max_queued`` jobs waiting; results expire."""
+
+    def __init__(self, workers: int, max_queued: int, result_ttl_s: float) -> None:
+        self.max_queued = max_queued
+        self.result_ttl_s = result_ttl_s
+        self.jobs: dict[str, Job] = {}
+        self._waiting: deque[Job] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._threads = [
+            threading.Thread(target=self._work, name=f"colorize-video-{i}", daemon=True)
+            for i in range(workers)
+        ]
+        self._running = 0
+        for thread in self._threads:
+            thread.start()
+
+    @staticmethod
+    def new_id() -> str:
+        return secrets.token_hex(12)
+
+    def counts(self) -> dict[str, int]:
+        with self._cond:
+            return {"queued": len(self._waiting), "running": self._running}
+
+    def check_room(self) -> None:
+        with self._cond:
+            self._check_room()
+
+    def _check_room(self) -> None:
+        if len(self._waiting) >= self.max_queued + self._idle_workers():
+            raise QueueFull(
+                f"the video queue is full ({len(self._waiting)} waiting, {self._running} "
+                f"running, limit {self.max_queued} waiting); try again later"
+            )
+
+    def _idle_workers(self) -> int:
+        return len(self._threads) - self._running
+
+    def submit(self, job: Job) -> Job:
+        with self._cond:
+            self._check_room()
+            self.jobs[job.id] = job
+            self._waiting.append(job)
+            self._cond.notify()
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        return self.jobs.get(job_id)
+
+    def cancel(self, job: Job) -> None:
+        with self._cond:
+            job.cancel_requested = True
+            if job.status == "queued":
+                self._waiting.remove(job)
+                self._finish(job, "cancelled")
+            elif job.status in ("done", "failed"):
+                self._finish(job, "cancelled")
+
+    def _finish(self, job: Job, status: str, error: str | None = None) -> None:
+        job.status, job.error, job.finished_at = status, error, time.time()
+        if status != "done":
+            job.remove_files()
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._waiting and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                job = self._waiting.popleft()
+                job.status, job.started_at = "running", time.time()
+                self._running += 1
+            try:
+                job.run(job)
+            except JobCancelled:
+                outcome = ("cancelled", None)
+            except Exception as exc:
+                from colorizer.errors import ColorizerError
+
+                if not isinstance(exc, ColorizerError):
+                    log.exception("video job %s failed", job.id)
+                outcome = ("failed", public_message(exc, job.input, job.output, job.folder))
+            else:
+                outcome = ("cancelled", None) if job.cancel_requested else ("done", None)
+            with self._cond:
+                self._running -= 1
+                self._finish(job, *outcome)
+
+    def downloaded(self, job: Job) -> None:
+        """The result went out in full: its files go now (the record stays until expiry)."""
+        with self._cond:
+            job.downloading -= 1
+            if job.status == "done" and not job.downloading:
+                self._finish(job, "downloaded")
+
+    def sweep(self, now: float | None = None) -> int:
+        """Expire finished jobs older than the TTL; forget their records after another TTL."""
+        now = time.time() if now is None else now
+        expired = 0
+        with self._cond:
+            for job in list(self.jobs.values()):
+                if job.finished_at is None or job.downloading:
+                    continue
+                age = now - job.finished_at
+                if job.status == "done" and age >= self.result_ttl_s:
+                    self._finish(job, "expired")
+                    expired += 1
+                elif job.status in Job.FINISHED and age >= 2 * self.result_ttl_s:
+                    job.remove_files()
+                    del self.jobs[job.id]
+        return expired
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            for job in self.jobs.values():
+                job.cancel_requested = True
+            self._cond.notify_all()
+
+
+class Janitor(threading.Thread):
+    """Every ``interval_s``: expire old job results and leftover uploads."""
+
+    def __init__(
+        self, queue: JobQueue, temp: TempArea, interval_s: float, upload_age_s: float
+    ) -> None:
+        super().__init__(name="colorize-janitor", daemon=True)
+        self.queue, self.temp = queue, temp
+        self.interval_s, self.upload_age_s = interval_s, upload_age_s
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.queue.sweep()
+                self.temp.sweep_uploads(self.upload_age_s)
+            except Exception:  # never let housekeeping take the server down
+                log.exception("temp-area sweep failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def public_message(exc: BaseException, *private: Path) -> str:
+    """An exception's message for a client: server paths replaced, never a stack trace."""
+    from colorizer.errors import ColorizerError
+
+    if not isinstance(exc, ColorizerError | OSError | ValueError):
+        return f"internal error ({type(exc).__name__}); the server log has the details"
+    message = str(exc) or type(exc).__name__
+    for path in private:
+        message = message.replace(str(path), "<upload>")
+    return message

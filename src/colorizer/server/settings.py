@@ -1,0 +1,71 @@
+"""Server settings: where it listens, which model it serves, the limits that protect it."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from colorizer.errors import ColorizerError
+
+MB = 1 << 20
+LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+
+
+@dataclass
+class ServerSettings:
+    """Everything ``create_app`` needs; the defaults suit one person on their own machine."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    model: str | None = None  # default model (None: the shipped colornet-v1)
+    device: str = "auto"
+    # Requests to /v1/* must carry this key (X-API-Key or Authorization: Bearer) when set.
+    api_key: str | None = None
+    max_upload_bytes: int = 25 * MB  # one image upload (the reference and scribbles as well)
+    max_video_bytes: int = 500 * MB
+    max_pixels: int = 50_000_000  # decoded pixels of an uploaded image
+    max_video_seconds: float = 600.0
+    max_network_size: int = 1024  # the largest --size a request may ask for
+    image_workers: int = 2  # images colorized at once (threads sharing the loaded models)
+    max_pending_images: int = 16  # images running or waiting; beyond it: 429
+    video_workers: int = 1
+    max_queued_jobs: int = 4  # video jobs waiting (not counting running ones); beyond it: 429
+    request_timeout_s: float = 120.0  # an image request answers 504 after this
+    result_ttl_s: float = 3600.0  # job files kept this long after the job ends
+    janitor_interval_s: float = 30.0
+    temp_dir: Path | None = None  # the temp area's parent (None: the system temp directory)
+    preload: bool = True  # load the default model when the server starts, in the background
+
+    def check(self) -> None:
+        """Refuse settings that cannot work or that would expose the server without a key."""
+        positive = {
+            "max_upload_bytes": self.max_upload_bytes,
+            "max_video_bytes": self.max_video_bytes,
+            "max_pixels": self.max_pixels,
+            "image_workers": self.image_workers,
+            "max_pending_images": self.max_pending_images,
+            "video_workers": self.video_workers,
+            "request_timeout_s": self.request_timeout_s,
+            "max_network_size": self.max_network_size,
+        }
+        for name, value in positive.items():
+            if value <= 0:
+                raise ColorizerError(f"server setting {name} must be positive, got {value!r}")
+        if self.max_queued_jobs < 0:
+            raise ColorizerError("server setting max_queued_jobs must be 0 or more")
+        if not is_loopback(self.host) and not self.api_key:
+            raise ColorizerError(
+                f"refusing to listen on {self.host}, which other machines can reach, without an "
+                "API key: set COLORIZER_API_KEY (or pass --api-key), or listen on 127.0.0.1"
+            )
+
+
+def is_loopback(host: str) -> bool:
+    """True for names and addresses that only this machine can reach."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

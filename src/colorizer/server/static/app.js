@@ -1,0 +1,543 @@
+// colorizer web app: plain JavaScript over the REST API (/v1/...). No build step, no CDN.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const SCRIBBLE_SIDE = 2048; // longest side of the scribble canvas, in canvas pixels
+const RERUN_DELAY_MS = 350; // hint and paint edits re-run after this pause
+
+const state = {
+  file: null,
+  kind: null, // "image" or "video"
+  inputUrl: null,
+  natural: null, // {w, h} of the photo as the browser shows it (EXIF upright)
+  hints: [], // {x, y, color} in image pixel coordinates
+  selected: -1,
+  scribbled: false,
+  reference: null,
+  resultUrl: null,
+  request: null,
+  runs: 0,
+  timer: null,
+  job: null,
+  features: { hints: true, video: true },
+  apiKey: sessionStorage.getItem("colorizer-api-key") || "",
+};
+
+// --- talking to the server ------------------------------------------------------------------
+
+function describeError(status, text) {
+  try {
+    const body = JSON.parse(text);
+    if (typeof body.detail === "string") return body.detail;
+    if (Array.isArray(body.detail)) {
+      return body.detail
+        .map((e) => `${(e.loc || []).slice(-1)[0] || "request"}: ${e.msg}`)
+        .join("; ");
+    }
+  } catch (_) {
+    /* not JSON */
+  }
+  if (status === 0) return "the server cannot be reached; is `colorize app` still running?";
+  return `the server answered ${status}`;
+}
+
+function request(method, url, body, { blob = false, onUpload = null } = {}) {
+  const xhr = new XMLHttpRequest();
+  const promise = new Promise((resolve, reject) => {
+    xhr.open(method, url);
+    if (state.apiKey) xhr.setRequestHeader("X-API-Key", state.apiKey);
+    xhr.setRequestHeader("Accept", blob ? "image/png, video/mp4, */*;q=0.1" : "application/json");
+    xhr.responseType = blob ? "blob" : "text";
+    if (onUpload) xhr.upload.onprogress = (e) => e.lengthComputable && onUpload(e.loaded / e.total);
+    xhr.onload = async () => {
+      if (xhr.status >= 200 && xhr.status < 300) {
+        resolve(blob ? xhr.response : JSON.parse(xhr.responseText || "null"));
+        return;
+      }
+      const text = blob ? await xhr.response.text() : xhr.responseText;
+      if (xhr.status === 401) $("key-box").hidden = false;
+      const error = new Error(describeError(xhr.status, text));
+      error.status = xhr.status;
+      reject(error);
+    };
+    xhr.onerror = () => reject(new Error(describeError(0, "")));
+    xhr.onabort = () => reject(Object.assign(new Error("aborted"), { aborted: true }));
+    xhr.send(body);
+  });
+  promise.xhr = xhr;
+  return promise;
+}
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message || "";
+  box.hidden = !message;
+}
+
+function setStatus(text, stateName) {
+  $("status").textContent = text;
+  if (stateName) $("result-stage").dataset.state = stateName;
+}
+
+function setProgress(fraction) {
+  const bar = $("progress");
+  bar.hidden = fraction === null;
+  bar.classList.toggle("indeterminate", fraction === undefined);
+  $("progress-bar").style.width = fraction ? `${Math.round(fraction * 100)}%` : "";
+}
+
+async function loadModels() {
+  try {
+    const list = await request("GET", "/v1/models");
+    const select = $("model");
+    select.innerHTML = "";
+    for (const m of list.models) {
+      const option = new Option(m.available ? m.name : `${m.name} (not downloaded)`, m.name);
+      option.disabled = !m.available;
+      option.title = m.available ? m.description : `colorize models pull ${m.name}`;
+      option.selected = m.default;
+      select.add(option);
+    }
+    state.features = { hints: list.hints, video: list.video };
+    for (const el of $("tools").querySelectorAll("input, button, label")) {
+      if (!list.hints) el.setAttribute("disabled", "");
+    }
+    if (!list.hints) $("tools").title = "this installation has no colour hints";
+    $("key-box").hidden = true;
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
+// --- opening a file --------------------------------------------------------------------------
+
+function isVideo(file) {
+  return file.type.startsWith("video/") || /\.(mp4|mkv|mov|avi|webm|m4v|mpe?g)$/i.test(file.name);
+}
+
+function openFile(file) {
+  if (!file) return;
+  showError("");
+  cancelRun();
+  state.file = file;
+  state.kind = isVideo(file) ? "video" : "image";
+  state.hints = [];
+  state.selected = -1;
+  state.scribbled = false;
+  closePopover();
+  if (state.inputUrl) URL.revokeObjectURL(state.inputUrl);
+  state.inputUrl = URL.createObjectURL(file);
+  $("input-stage").classList.remove("empty");
+  $("input-info").textContent = `${file.name} (${(file.size / 1048576).toFixed(1)} MB)`;
+  $("input-box").hidden = state.kind !== "image";
+  $("input-video").hidden = state.kind !== "video";
+  $("tools").hidden = state.kind !== "image";
+  $("compare").hidden = true;
+  $("result-video").hidden = true;
+  $("download").classList.add("disabled");
+  $("run").disabled = false;
+  if (state.kind === "video") {
+    $("input-video").src = state.inputUrl;
+    runVideo();
+    return;
+  }
+  const img = $("input-img");
+  img.onload = () => {
+    state.natural = { w: img.naturalWidth, h: img.naturalHeight };
+    setupCanvas();
+    renderMarkers();
+    run();
+  };
+  img.onerror = () => {
+    // TIFF and other formats browsers cannot show: colorize anyway, without hints.
+    state.natural = null;
+    $("input-box").hidden = true;
+    $("input-info").textContent += " - the browser cannot display it; hints are off";
+    run();
+  };
+  img.src = state.inputUrl;
+}
+
+function setupCanvas() {
+  const canvas = $("scribble-canvas");
+  const { w, h } = state.natural;
+  const scale = Math.min(1, SCRIBBLE_SIDE / Math.max(w, h));
+  canvas.width = Math.max(1, Math.round(w * scale));
+  canvas.height = Math.max(1, Math.round(h * scale));
+  canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+}
+
+// --- colorizing --------------------------------------------------------------------------------
+
+function cancelRun() {
+  clearTimeout(state.timer);
+  if (state.request) state.request.xhr.abort();
+  state.request = null;
+  state.job = null;
+}
+
+function scheduleRun() {
+  clearTimeout(state.timer);
+  state.timer = setTimeout(() => (state.kind === "video" ? runVideo() : run()), RERUN_DELAY_MS);
+}
+
+function commonFields(form) {
+  if ($("model").value) form.append("model", $("model").value);
+  if ($("size").value) form.append("size", $("size").value);
+}
+
+function scribbleBlob() {
+  return new Promise((resolve) => $("scribble-canvas").toBlob(resolve, "image/png"));
+}
+
+async function run() {
+  if (!state.file || state.kind !== "image") return;
+  cancelRun();
+  showError("");
+  const form = new FormData();
+  form.append("image", state.file, "image");
+  commonFields(form);
+  if (state.hints.length) {
+    const hints = state.hints.map((h) => ({ x: h.x, y: h.y, color: h.color }));
+    form.append("hints", JSON.stringify(hints));
+  }
+  if (state.scribbled) form.append("scribbles", await scribbleBlob(), "scribbles.png");
+  if (state.reference) form.append("reference", state.reference, "reference");
+  const started = performance.now();
+  setStatus("uploading...", "working");
+  setProgress(0);
+  const tick = setInterval(() => {
+    const seconds = ((performance.now() - started) / 1000).toFixed(0);
+    if ($("progress").classList.contains("indeterminate")) {
+      setStatus(`colorizing... ${seconds} s`);
+    }
+  }, 500);
+  const pending = request("POST", "/v1/colorize", form, {
+    blob: true,
+    onUpload: (f) => {
+      setProgress(f < 1 ? f : undefined);
+      if (f >= 1) setStatus("colorizing...");
+    },
+  });
+  state.request = pending;
+  try {
+    const blob = await pending;
+    showResult(blob, (performance.now() - started) / 1000);
+  } catch (error) {
+    if (!error.aborted) {
+      showError(error.message);
+      setStatus("failed", "error");
+    }
+  } finally {
+    clearInterval(tick);
+    if (state.request === pending) {
+      state.request = null;
+      setProgress(null);
+    }
+  }
+}
+
+function showResult(blob, seconds) {
+  if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
+  state.resultUrl = URL.createObjectURL(blob);
+  $("result-img").src = state.resultUrl;
+  $("before-img").src = state.inputUrl;
+  $("compare").hidden = false;
+  $("result-stage").classList.remove("empty");
+  const link = $("download");
+  link.href = state.resultUrl;
+  link.download = `${stem(state.file.name)}_colorized.png`;
+  link.classList.remove("disabled");
+  state.runs += 1;
+  $("result-stage").dataset.runs = String(state.runs);
+  setStatus(`done in ${seconds.toFixed(1)} s`, "done");
+}
+
+function stem(name) {
+  const base = name.replace(/\.[^.]*$/, "") || "image";
+  return base.replace(/[^\w.-]+/g, "_");
+}
+
+async function runVideo() {
+  if (!state.file) return;
+  cancelRun();
+  showError("");
+  const form = new FormData();
+  form.append("video", state.file, "video");
+  commonFields(form);
+  form.append("consistency", $("consistency").value);
+  setStatus("uploading...", "working");
+  setProgress(0);
+  const pending = request("POST", "/v1/colorize/video", form, {
+    onUpload: (f) => setProgress(f < 1 ? f : undefined),
+  });
+  state.request = pending;
+  try {
+    const job = await pending;
+    state.request = null;
+    state.job = job.id;
+    await followJob(job.id);
+  } catch (error) {
+    if (!error.aborted) {
+      showError(error.message);
+      setStatus("failed", "error");
+      setProgress(null);
+    }
+  }
+}
+
+async function followJob(id) {
+  for (;;) {
+    if (state.job !== id) return;
+    const job = await request("GET", `/v1/jobs/${id}`);
+    if (job.status === "queued") {
+      setStatus("waiting in the queue...");
+      setProgress(undefined);
+    } else if (job.status === "running") {
+      const total = job.total ? ` of ${job.total}` : "";
+      setStatus(`colorizing frame ${job.done}${total}...`);
+      setProgress(job.fraction ?? undefined);
+    } else if (job.status === "done") {
+      setStatus("downloading the result...");
+      const pending = request("GET", job.result_url, null, { blob: true });
+      state.request = pending;
+      const blob = await pending;
+      state.request = null;
+      showVideo(blob);
+      return;
+    } else {
+      throw new Error(job.error || `the job was ${job.status}`);
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+function showVideo(blob) {
+  if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
+  state.resultUrl = URL.createObjectURL(blob);
+  const video = $("result-video");
+  video.src = state.resultUrl;
+  video.hidden = false;
+  $("result-stage").classList.remove("empty");
+  const link = $("download");
+  link.href = state.resultUrl;
+  link.download = `${stem(state.file.name)}_colorized.mp4`;
+  link.classList.remove("disabled");
+  state.runs += 1;
+  $("result-stage").dataset.runs = String(state.runs);
+  setProgress(null);
+  setStatus("done", "done");
+}
+
+// --- hints and scribbles --------------------------------------------------------------------
+
+function tool() {
+  return document.querySelector('input[name="tool"]:checked').value;
+}
+
+function imagePoint(event) {
+  const rect = $("scribble-canvas").getBoundingClientRect();
+  const fx = (event.clientX - rect.left) / rect.width;
+  const fy = (event.clientY - rect.top) / rect.height;
+  return {
+    x: Math.max(0, Math.min(state.natural.w - 1, fx * state.natural.w)),
+    y: Math.max(0, Math.min(state.natural.h - 1, fy * state.natural.h)),
+    fx,
+    fy,
+  };
+}
+
+function renderMarkers() {
+  const box = $("markers");
+  box.innerHTML = "";
+  state.hints.forEach((hint, index) => {
+    const dot = document.createElement("div");
+    dot.className = index === state.selected ? "marker selected" : "marker";
+    dot.style.left = `${(100 * hint.x) / state.natural.w}%`;
+    dot.style.top = `${(100 * hint.y) / state.natural.h}%`;
+    dot.style.background = hint.color;
+    dot.title = `hint ${index + 1}: ${hint.color}`;
+    dot.addEventListener("click", (e) => {
+      e.stopPropagation();
+      openPopover(index, e.pageX, e.pageY);
+    });
+    box.appendChild(dot);
+  });
+  const n = state.hints.length;
+  $("hint-count").textContent = n ? `${n} hint${n > 1 ? "s" : ""}` : "";
+}
+
+function addHint(event) {
+  const p = imagePoint(event);
+  state.hints.push({ x: Math.round(p.x), y: Math.round(p.y), color: $("brush-color").value });
+  const index = state.hints.length - 1;
+  renderMarkers();
+  openPopover(index, event.pageX, event.pageY);
+  scheduleRun();
+}
+
+function openPopover(index, pageX, pageY) {
+  state.selected = index;
+  renderMarkers();
+  const pop = $("hint-popover");
+  const hint = state.hints[index];
+  $("hint-color").value = hint.color;
+  pop.style.left = `${pageX + 12}px`;
+  pop.style.top = `${pageY + 12}px`;
+  pop.hidden = false;
+  loadSuggestions(index);
+}
+
+function closePopover() {
+  $("hint-popover").hidden = true;
+  state.selected = -1;
+  if (state.natural) renderMarkers();
+}
+
+async function loadSuggestions(index) {
+  const box = $("swatches");
+  box.innerHTML = "<em>loading...</em>";
+  const hint = state.hints[index];
+  const form = new FormData();
+  form.append("image", state.file, "image");
+  form.append("x", String(hint.x));
+  form.append("y", String(hint.y));
+  commonFields(form);
+  try {
+    const found = await request("POST", "/v1/suggest", form);
+    if (state.selected !== index) return;
+    box.innerHTML = "";
+    for (const s of found.suggestions) {
+      const swatch = document.createElement("button");
+      swatch.className = "swatch";
+      swatch.style.background = s.hex;
+      swatch.title = `${s.hex} (${Math.round(100 * s.probability)}%)`;
+      swatch.dataset.hex = s.hex;
+      swatch.addEventListener("click", () => setHintColor(s.hex));
+      box.appendChild(swatch);
+    }
+    if (!found.suggestions.length) box.textContent = "none";
+  } catch (error) {
+    box.textContent = error.status === 501 ? "not offered by this model" : error.message;
+  }
+}
+
+function setHintColor(hex) {
+  if (state.selected < 0) return;
+  state.hints[state.selected].color = hex;
+  $("hint-color").value = hex;
+  $("brush-color").value = hex;
+  renderMarkers();
+  scheduleRun();
+}
+
+let painting = null;
+
+function paintStart(event) {
+  const canvas = $("scribble-canvas");
+  canvas.setPointerCapture(event.pointerId);
+  painting = imagePoint(event);
+  paintTo(event);
+}
+
+function paintTo(event) {
+  if (!painting) return;
+  const canvas = $("scribble-canvas");
+  const ctx = canvas.getContext("2d");
+  const p = imagePoint(event);
+  const rect = canvas.getBoundingClientRect();
+  ctx.strokeStyle = $("brush-color").value;
+  ctx.lineWidth = (Number($("brush-size").value) * canvas.width) / rect.width;
+  ctx.lineCap = "round";
+  ctx.lineJoin = "round";
+  ctx.beginPath();
+  ctx.moveTo(painting.fx * canvas.width, painting.fy * canvas.height);
+  ctx.lineTo(p.fx * canvas.width, p.fy * canvas.height);
+  ctx.stroke();
+  painting = p;
+}
+
+function paintEnd() {
+  if (!painting) return;
+  painting = null;
+  state.scribbled = true;
+  scheduleRun();
+}
+
+// --- wiring ----------------------------------------------------------------------------------
+
+function wire() {
+  $("file").addEventListener("change", (e) => openFile(e.target.files[0]));
+  $("run").addEventListener("click", () => (state.kind === "video" ? runVideo() : run()));
+  $("model").addEventListener("change", scheduleRun);
+  $("size").addEventListener("change", scheduleRun);
+  $("consistency").addEventListener("input", (e) => {
+    $("consistency-value").textContent = Number(e.target.value).toFixed(2);
+  });
+  $("slider").addEventListener("input", (e) => {
+    const v = Number(e.target.value);
+    $("before").style.clipPath = `inset(0 ${100 - v}% 0 0)`;
+    $("handle").style.left = `${v}%`;
+  });
+
+  const canvas = $("scribble-canvas");
+  canvas.addEventListener("pointerdown", (e) => {
+    if (!state.natural || !state.features.hints) return;
+    if (tool() === "hint") addHint(e);
+    else paintStart(e);
+  });
+  canvas.addEventListener("pointermove", paintTo);
+  canvas.addEventListener("pointerup", paintEnd);
+  canvas.addEventListener("pointercancel", paintEnd);
+
+  $("hint-color").addEventListener("change", (e) => setHintColor(e.target.value));
+  $("hint-remove").addEventListener("click", () => {
+    if (state.selected >= 0) state.hints.splice(state.selected, 1);
+    closePopover();
+    scheduleRun();
+  });
+  $("hint-close").addEventListener("click", closePopover);
+  $("clear-hints").addEventListener("click", () => {
+    state.hints = [];
+    closePopover();
+    scheduleRun();
+  });
+  $("clear-scribbles").addEventListener("click", () => {
+    if (state.natural) setupCanvas();
+    state.scribbled = false;
+    scheduleRun();
+  });
+  $("reference").addEventListener("change", (e) => {
+    state.reference = e.target.files[0] || null;
+    $("reference-name").textContent = state.reference ? state.reference.name : "";
+    $("clear-reference").hidden = !state.reference;
+    scheduleRun();
+  });
+  $("clear-reference").addEventListener("click", () => {
+    state.reference = null;
+    $("reference").value = "";
+    $("reference-name").textContent = "";
+    $("clear-reference").hidden = true;
+    scheduleRun();
+  });
+  $("key-save").addEventListener("click", () => {
+    state.apiKey = $("key").value.trim();
+    sessionStorage.setItem("colorizer-api-key", state.apiKey);
+    loadModels();
+  });
+
+  const drop = document.body;
+  drop.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    $("drop").classList.add("dragging");
+  });
+  drop.addEventListener("dragleave", () => $("drop").classList.remove("dragging"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    $("drop").classList.remove("dragging");
+    if (e.dataTransfer.files.length) openFile(e.dataTransfer.files[0]);
+  });
+}
+
+wire();
+loadModels();

@@ -1,0 +1,35 @@
+"""Colorize films: streamed through any image model, steadied along the optical flow.
+
+* :func:`colorize_video` - a video file in, the colorized file out (audio copied, resumable).
+* :class:`FlowPropagator` - the temporal-consistency post-process, one frame at a time.
+* :func:`warping_error` - how much a colorized sequence flickers, in ab units.
+
+The names are loaded on first use, so ``colorize --help`` (which reads ``colorizer.video.cli``)
+does not load PyAV (FFmpeg), OpenCV or PyTorch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "VideoOptions": "colorize",
+    "VideoReport": "colorize",
+    "colorize_video": "colorize",
+    "FlowPropagator": "consistency",
+    "WarpingError": "metrics",
+    "warping_error": "metrics",
+    "EncoderSettings": "output",
+    "VideoWriteError": "output",
+    "VideoReadError": "source",
+    "RefinerPropagator": "refiner",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'colorizer.video' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"colorizer.video.{_WHERE[name]}"), name)

@@ -1,0 +1,139 @@
+"""`colorize video ...` and `colorize eval --video ...`: argument parsing only.
+
+``add_video_parser(commands)`` adds the ``video`` sub-command; ``add_video_eval_arguments(parser)``
+adds the ``eval --video`` options to the ``eval`` sub-command, whose handler calls
+``cmd_eval_video`` when ``--video`` is given. Nothing heavy is imported until a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DEVICES = ["auto", "cpu", "cuda", "mps"]
+
+
+def add_video_parser(commands) -> None:
+    video = commands.add_parser(
+        "video",
+        help="colorize a film",
+        description="Colorize a video file (any container and codec FFmpeg reads). Frames, "
+        "timestamps, rate, resolution and duration are kept; audio and subtitle streams are "
+        "copied unchanged. A killed run resumes where it stopped when run again.",
+    )
+    video.add_argument("input", help="video file")
+    video.add_argument(
+        "-o",
+        "--output",
+        help="output file; its suffix picks the container (default: "
+        "INPUT_colorized.mp4 beside the input)",
+    )
+    video.add_argument("--model", help="registered model name (default: colornet-v1)")
+    video.add_argument("--weights", help="run --model's architecture from this weights file")
+    video.add_argument("--size", type=int, help="side of the square the network sees")
+    video.add_argument("--device", default="auto", choices=DEVICES)
+    encoder = video.add_argument_group("encoder")
+    encoder.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
+    encoder.add_argument("--crf", type=float, default=18, help="quality, lower is better (18)")
+    encoder.add_argument("--preset", default="medium", help="encoder speed preset (medium)")
+    encoder.add_argument("--pix-fmt", default="yuv420p", help="pixel format (yuv420p)")
+    segment = video.add_argument_group("segment")
+    segment.add_argument("--start", type=float, help="start at this time (seconds)")
+    segment.add_argument("--end", type=float, help="stop before this time (seconds)")
+    steady = video.add_argument_group("temporal consistency")
+    steady.add_argument(
+        "--consistency",
+        type=float,
+        default=None,
+        help="flow-propagation strength 0..1 (default 0.7; 0 turns it off)",
+    )
+    steady.add_argument(
+        "--flow",
+        default=None,
+        help="optical flow: medium (DIS, default), fast, ultrafast, farneback",
+    )
+    steady.add_argument(
+        "--refiner", help="use this trained video-refiner (colorize train refiner) instead"
+    )
+    video.add_argument("--batch-size", type=int, default=8, help="frames per network batch (8)")
+    video.add_argument(
+        "--segment-seconds", type=float, default=10.0, help="resume granularity (10 s)"
+    )
+    video.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    video.set_defaults(run=cmd_video)
+
+
+def default_output(source: Path) -> Path:
+    return source.with_name(f"{source.stem}_colorized.mp4")
+
+
+def video_options(args: argparse.Namespace):
+    from colorizer.video.colorize import VideoOptions
+    from colorizer.video.consistency import DEFAULT_FLOW, DEFAULT_STRENGTH
+    from colorizer.video.output import EncoderSettings
+
+    return VideoOptions(
+        encoder=EncoderSettings(
+            codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt
+        ),
+        consistency=DEFAULT_STRENGTH if args.consistency is None else args.consistency,
+        flow=args.flow or DEFAULT_FLOW,
+        start_s=args.start,
+        end_s=args.end,
+        batch_size=args.batch_size,
+        segment_seconds=args.segment_seconds,
+        refiner=str(Path(args.refiner).resolve()) if args.refiner else None,
+    )
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    from colorizer.pipeline import Colorizer
+    from colorizer.video.colorize import colorize_video
+
+    source = Path(args.input)
+    destination = Path(args.output) if args.output else default_output(source)
+    options = video_options(args)
+    colorizer = Colorizer(args.model, weights=args.weights, size=args.size, device=args.device)
+    report = colorize_video(colorizer, source, destination, options, progress=not args.quiet)
+    if not args.quiet:
+        resumed = f", {report.resumed_segments} segments resumed" if report.resumed_segments else ""
+        print(
+            f"{report.output}: {report.frames} frames ({report.colorized} colorized{resumed}, "
+            f"{report.scene_cuts} scene cuts) in {report.seconds:.1f} s"
+        )
+    return 0
+
+
+def add_video_eval_arguments(evaluation: argparse.ArgumentParser) -> None:
+    group = evaluation.add_argument_group("video (eval --video DATA: a folder of colour clips)")
+    group.add_argument(
+        "--video", action="store_true", help="score per-frame, flow and refiner on video clips"
+    )
+    group.add_argument("--refiner", help="trained video-refiner weights to score too")
+    group.add_argument("--consistency", type=float, help="flow-propagation strength (default 0.7)")
+    group.add_argument("--frames", type=int, help="score only the first N frames of each clip")
+    group.add_argument(
+        "--side", type=int, help="long side of the frames scored (default 384, the work size)"
+    )
+
+
+def cmd_eval_video(args: argparse.Namespace) -> int:
+    from colorizer.pipeline import Colorizer
+    from colorizer.video import evaluate
+    from colorizer.video.consistency import DEFAULT_STRENGTH, DEFAULT_WORK_SIDE
+
+    clips = evaluate.find_clips(Path(args.data))[: args.limit]
+    colorizer = Colorizer(args.model, weights=args.weights, size=args.size, device=args.device)
+    results = evaluate.evaluate_clips(
+        clips,
+        colorizer,
+        progress=not args.quiet,
+        strength=DEFAULT_STRENGTH if args.consistency is None else args.consistency,
+        refiner=args.refiner,
+        side=args.side or DEFAULT_WORK_SIDE,
+        frames=args.frames,
+    )
+    print(evaluate.format_table(results))
+    if args.csv:
+        evaluate.write_csv(Path(args.csv), results)
+    return 0

@@ -1,0 +1,473 @@
+"""``colorize_video``: a film in, the colorized film out, streamed through three threads.
+
+decode thread: frames -> L* at full, network and work resolution
+main thread:   batches of L* -> network -> ab
+finish thread: ab -> temporal consistency -> full-resolution L* + ab -> sRGB -> encoder
+
+Queues between them are short, so memory does not grow with the film's length and no frame
+touches the disk. The video is encoded in segments of ``segment_seconds`` in a work folder beside
+the output; a rerun after a kill keeps the finished segments and carries on after them, starting
+from the consistency memory saved with the last one. Network batches never straddle segments, so
+a resumed run computes exactly what an uninterrupted one would. Finally the segments and the
+source's audio are remuxed into a temporary file that is renamed onto the output.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from colorizer import __version__, color
+from colorizer.errors import ColorizerError
+from colorizer.pipeline import Colorizer, compose, resize_plane
+from colorizer.video import flow
+from colorizer.video.consistency import (
+    DEFAULT_FLOW,
+    DEFAULT_STRENGTH,
+    DEFAULT_WORK_SIDE,
+    FlowPropagator,
+)
+from colorizer.video.output import (
+    EncoderSettings,
+    SegmentWriter,
+    Trim,
+    VideoWriteError,
+    check_output_type,
+    remux,
+)
+from colorizer.video.source import (
+    Position,
+    SourceFrame,
+    SourceInfo,
+    VideoReadError,
+    probe,
+    read_frames,
+)
+from colorizer.video.workfolder import SegmentRecord, WorkFolder
+
+_QUEUE_BATCHES = 2  # batches buffered between stages: enough to keep every stage busy
+_POLL_S = 0.1
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """How to colorize a film. ``consistency`` is the flow-propagation strength (0 = off);
+    ``refiner`` (weights of a trained ``video-refiner``) replaces flow propagation."""
+
+    encoder: EncoderSettings = field(default_factory=EncoderSettings)
+    consistency: float = DEFAULT_STRENGTH
+    flow: str = DEFAULT_FLOW
+    work_side: int = DEFAULT_WORK_SIDE
+    start_s: float | None = None
+    end_s: float | None = None
+    batch_size: int = 8
+    segment_seconds: float = 10.0
+    refiner: str | None = None
+
+    @property
+    def steadied(self) -> bool:
+        return self.refiner is not None or self.consistency > 0
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent in each stage, summed over frames (stages overlap in time)."""
+
+    decode: float = 0.0
+    network: float = 0.0
+    consistency: float = 0.0
+    encode: float = 0.0
+    remux: float = 0.0
+
+
+@dataclass
+class VideoReport:
+    output: Path
+    frames: int  # frames in the output
+    colorized: int  # frames this run colorized (fewer than ``frames`` when it resumed)
+    resumed_segments: int
+    scene_cuts: int
+    seconds: float
+    times: StageTimes = field(default_factory=StageTimes)
+
+
+def colorize_video(
+    colorizer: Colorizer,
+    source: str | Path,
+    destination: str | Path,
+    options: VideoOptions | None = None,
+    *,
+    progress: bool = False,
+    on_progress: Callable[[int, int | None], None] | None = None,
+) -> VideoReport:
+    """Colorize the film ``source`` into ``destination`` (container from its suffix).
+
+    Same frames, timestamps, rate, resolution and duration; audio and subtitle streams copied
+    packet for packet. Resumes from ``destination``'s work folder if an earlier run was killed.
+    Raises ``VideoReadError`` / ``VideoWriteError`` (``ColorizerError``) naming the file.
+    ``progress`` shows a bar (frames/s, ETA) on stderr; ``on_progress(done, total)`` is called
+    from a worker thread after every frame (``total`` is None when the container does not say).
+    """
+    started = time.perf_counter()
+    source, destination = Path(source), Path(destination)
+    options = options or VideoOptions()
+    _check_options(options)
+    info = probe(source)
+    _check_destination(source, destination)
+    work = WorkFolder.for_output(destination, _job(colorizer, info, options))
+    try:
+        report = _colorize_into(colorizer, info, destination, options, work, progress, on_progress)
+    except VideoReadError:
+        work.remove()  # the input itself is broken: no rerun can use these parts
+        raise
+    work.remove()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _propagator(options: VideoOptions):
+    if options.refiner is not None:
+        from colorizer.video.refiner import RefinerPropagator
+
+        return RefinerPropagator(options.refiner, options.flow)
+    return FlowPropagator(options.consistency, options.flow)
+
+
+def _check_options(options: VideoOptions) -> None:
+    if options.batch_size < 1 or options.segment_seconds <= 0 or options.work_side < 8:
+        raise ColorizerError("batch size, segment length and work side must be positive")
+    start, end = options.start_s, options.end_s
+    if (start is not None and start < 0) or (end is not None and end <= (start or 0)):
+        raise ColorizerError(f"--start {start} / --end {end}: need 0 <= start < end")
+
+
+def _check_destination(source: Path, destination: Path) -> None:
+    check_output_type(destination)
+    if destination.exists() and destination.resolve() == source.resolve():
+        raise VideoWriteError(f"{destination}: the output would overwrite the input")
+    if destination.is_dir():
+        raise VideoWriteError(f"{destination}: is a folder, not a file name")
+    folder = destination.parent
+    if not folder.is_dir():
+        raise VideoWriteError(f"{destination}: cannot write: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise VideoWriteError(f"{destination}: cannot write: {folder} is not writable")
+
+
+def _job(colorizer: Colorizer, info: SourceInfo, options: VideoOptions) -> dict:
+    """Everything the parts depend on; a rerun with other values must not reuse them."""
+    weights = Path(colorizer.weights)
+    source = info.path.stat()
+    refiner = None
+    if options.refiner is not None:
+        path = Path(options.refiner)
+        if not path.is_file():
+            raise ColorizerError(f"{path}: refiner weights not found")
+        refiner = [str(path.resolve()), path.stat().st_size, path.stat().st_mtime_ns]
+    return {
+        "colorizer": __version__,
+        "source": [str(info.path.resolve()), source.st_size, source.st_mtime_ns],
+        "model": [colorizer.name, colorizer.arch, str(weights), weights.stat().st_size],
+        "size": colorizer.size,
+        "device": colorizer.device.type,
+        "options": asdict(options),
+        "refiner": refiner,
+    }
+
+
+def _colorize_into(
+    colorizer: Colorizer,
+    info: SourceInfo,
+    destination: Path,
+    options: VideoOptions,
+    work: WorkFolder,
+    progress: bool,
+    on_progress: Callable[[int, int | None], None] | None = None,
+) -> VideoReport:
+    done = work.finished()
+    run = _Run(colorizer, info, options, work, done)
+    run.on_progress = on_progress
+    run.execute(progress)
+    records = work.finished()
+    if not records:
+        raise VideoReadError(f"{info.path}: no video frames between --start and --end")
+    started = time.perf_counter()
+    partial = work.path / f"final{destination.suffix}"
+    segments = [work.segment_path(r.index) for r in records]
+    remux(info, segments, partial, _trim(options, info, records))
+    os.replace(partial, destination)
+    run.times.remux = time.perf_counter() - started
+    return VideoReport(
+        output=destination,
+        frames=sum(r.frames for r in records),
+        colorized=run.colorized,
+        resumed_segments=len(done),
+        scene_cuts=run.propagator.scene_cuts,
+        seconds=0.0,
+        times=run.times,
+    )
+
+
+def _trim(options: VideoOptions, info: SourceInfo, records: list[SegmentRecord]) -> Trim:
+    """Audio kept with a trimmed film: from its first frame to --end, moved as the video was."""
+    if options.start_s is None and options.end_s is None:
+        return Trim()
+    shift_s = float(records[0].shift_pts * info.time_base)
+    start_s = float(records[0].first_pts * info.time_base)
+    return Trim(start_s=start_s, end_s=options.end_s, shift_s=shift_s)
+
+
+# --------------------------------------------------------------------------- the three stages
+
+
+_END = object()  # end of a queue's stream
+
+
+class _Stopped(Exception):
+    """Another stage failed or the run was interrupted: this stage gives up quietly."""
+
+
+@dataclass
+class _Prepared:
+    """A decoded frame ready for the network: L* at full, network and work resolution."""
+
+    index: int
+    pts: int
+    duration: int
+    lightness: np.ndarray  # H x W float32, the output's own lightness
+    small: np.ndarray  # S x S float32, what the network sees
+    grey: np.ndarray | None  # work-resolution uint8, for the optical flow
+
+
+class _Worker(threading.Thread):
+    """A stage in a thread; its exception is kept for the main thread, and stops the others."""
+
+    def __init__(self, stage: Callable[[], None], stop: threading.Event) -> None:
+        super().__init__(daemon=True)
+        self.stage, self.stop, self.error = stage, stop, None
+
+    def run(self) -> None:
+        try:
+            self.stage()
+        except _Stopped:
+            pass
+        except BaseException as exc:  # re-raised in the main thread
+            self.error = exc
+            self.stop.set()
+
+
+class _Run:
+    """One pass over the frames not yet in finished segments."""
+
+    def __init__(
+        self,
+        colorizer: Colorizer,
+        info: SourceInfo,
+        options: VideoOptions,
+        work: WorkFolder,
+        done: list[SegmentRecord],
+    ) -> None:
+        self.colorizer, self.info, self.options, self.work = colorizer, info, options, work
+        self.per_segment = max(1, round(options.segment_seconds * info.frame_rate))
+        self.work_hw = flow.work_shape(info.height, info.width, options.work_side)
+        self.propagator = _propagator(options)
+        self.on_progress: Callable[[int, int | None], None] | None = None
+        self.done_frames = sum(r.frames for r in done)
+        if done:
+            last = done[-1]
+            self.propagator.state = work.state(last.index)
+            self.position = Position(after_pts=last.last_pts, first_index=self.done_frames)
+            self.shift_pts: int | None = last.shift_pts
+        else:
+            self.position = Position(start_s=options.start_s or 0.0)
+            self.shift_pts = None  # known at the first frame
+        self.stop = threading.Event()
+        size = options.batch_size * _QUEUE_BATCHES
+        self.decoded: queue.Queue = queue.Queue(maxsize=size)
+        self.coloured: queue.Queue = queue.Queue(maxsize=size)
+        self.times = StageTimes()
+        self.colorized = 0
+
+    def execute(self, progress: bool) -> None:
+        from tqdm import tqdm
+
+        with tqdm(
+            total=self._expected_frames(),
+            initial=self.done_frames,
+            desc=self.info.path.name,
+            unit="frame",
+            disable=not progress,
+            dynamic_ncols=True,
+        ) as bar:
+            workers = [
+                _Worker(self._decode, self.stop),
+                _Worker(lambda: self._finish(bar), self.stop),
+            ]
+            for worker in workers:
+                worker.start()
+            try:
+                self._infer()
+            except _Stopped:
+                pass  # a stage failed; its error is raised below
+            except BaseException:
+                self.stop.set()
+                raise
+            finally:
+                for worker in workers:
+                    worker.join()
+            for worker in workers:
+                if worker.error is not None:
+                    raise worker.error
+
+    def _expected_frames(self) -> int | None:
+        options, info = self.options, self.info
+        if options.start_s is None and options.end_s is None:
+            return info.frame_count or None
+        end = info.duration_s if options.end_s is None else min(options.end_s, info.duration_s)
+        return max(0, round((end - (options.start_s or 0.0)) * info.frame_rate)) or None
+
+    # -- queues that give up when another stage has failed ---------------------------------
+
+    def _put(self, channel: queue.Queue, item) -> None:
+        while True:
+            if self.stop.is_set():
+                raise _Stopped
+            try:
+                channel.put(item, timeout=_POLL_S)
+                return
+            except queue.Full:
+                continue
+
+    def _get(self, channel: queue.Queue):
+        while True:
+            if self.stop.is_set():
+                raise _Stopped
+            try:
+                return channel.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+
+    def _drain(self, channel: queue.Queue) -> Iterator:
+        while (item := self._get(channel)) is not _END:
+            yield item
+
+    # -- decode thread ----------------------------------------------------------------------
+
+    def _decode(self) -> None:
+        frames = read_frames(self.info, self.position, self.options.end_s)
+        while True:
+            started = time.perf_counter()
+            frame = next(frames, None)
+            if frame is None:
+                break
+            prepared = self._prepare(frame)
+            self.times.decode += time.perf_counter() - started
+            self._put(self.decoded, prepared)
+        self._put(self.decoded, _END)
+
+    def _prepare(self, frame: SourceFrame) -> _Prepared:
+        rgb = frame.rgb
+        grey = np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])
+        lightness = color.lightness_image(rgb / np.float32(255), grey=grey)
+        size = self.colorizer.size
+        work_grey = None
+        if self.options.steadied:
+            work_grey = flow.grey_u8(resize_plane(lightness, *self.work_hw))
+        return _Prepared(
+            frame.index,
+            frame.pts,
+            frame.duration,
+            lightness,
+            resize_plane(lightness, size, size),
+            work_grey,
+        )
+
+    # -- main thread: the network -----------------------------------------------------------
+
+    def _infer(self) -> None:
+        batch: list[_Prepared] = []
+        for item in self._drain(self.decoded):
+            full = len(batch) == self.options.batch_size
+            if batch and (full or self._segment(item) != self._segment(batch[0])):
+                self._predict(batch)
+                batch = []
+            batch.append(item)
+        if batch:
+            self._predict(batch)
+        self._put(self.coloured, _END)
+
+    def _segment(self, item: _Prepared) -> int:
+        return item.index // self.per_segment
+
+    def _predict(self, batch: list[_Prepared]) -> None:
+        started = time.perf_counter()
+        lightness = torch.from_numpy(np.stack([item.small for item in batch])).unsqueeze(1)
+        ab = self.colorizer.predict_ab(lightness).float().cpu().permute(0, 2, 3, 1).numpy()
+        self.times.network += time.perf_counter() - started
+        for item, item_ab in zip(batch, ab, strict=True):
+            self._put(self.coloured, (item, item_ab))
+
+    # -- finish thread: consistency, composition, encoding ---------------------------------
+
+    def _finish(self, bar) -> None:
+        writer: SegmentWriter | None = None
+        first = last = None
+        try:
+            for item, ab in self._drain(self.coloured):
+                if writer is not None and self._segment(item) != self._segment(first):
+                    self._close(writer, first, last)
+                    writer = None
+                if writer is None:
+                    writer, first = self._open(item), item
+                self._write(writer, item, ab)
+                last = item
+                bar.update()
+                if self.on_progress is not None:
+                    self.on_progress(self.done_frames + self.colorized, bar.total)
+            if writer is not None:
+                self._close(writer, first, last)
+                writer = None
+        finally:
+            if writer is not None:
+                writer.abandon()
+
+    def _open(self, item: _Prepared) -> SegmentWriter:
+        if self.shift_pts is None:
+            self.shift_pts = item.pts if self.options.start_s is not None else 0
+        path = self.work.segment_path(self._segment(item))
+        return SegmentWriter(path, self.info, self.options.encoder)
+
+    def _write(self, writer: SegmentWriter, item: _Prepared, ab: np.ndarray) -> None:
+        started = time.perf_counter()
+        if self.options.steadied:
+            ab = self.propagator(item.grey, resize_plane(ab, *self.work_hw))
+        composed = time.perf_counter()
+        self.times.consistency += composed - started
+        rgb = cv2.convertScaleAbs(compose(item.lightness, ab), alpha=255)
+        writer.write(rgb, item.pts - self.shift_pts, item.duration)
+        self.times.encode += time.perf_counter() - composed
+        self.colorized += 1
+
+    def _close(self, writer: SegmentWriter, first: _Prepared, last: _Prepared) -> None:
+        started = time.perf_counter()
+        writer.finish()
+        record = SegmentRecord(
+            index=self._segment(first),
+            first_frame=first.index,
+            frames=last.index - first.index + 1,
+            first_pts=first.pts,
+            last_pts=last.pts,
+            shift_pts=self.shift_pts,
+        )
+        state = self.propagator.state if self.options.steadied else None
+        self.work.commit(record, state)
+        self.times.encode += time.perf_counter() - started

@@ -1,0 +1,120 @@
+"""The work folder beside the output: finished segments and what resuming needs.
+
+``film.mp4`` is built in ``film.mp4.parts/``: ``job.json`` says which input and settings the
+parts belong to; each finished segment ``k`` leaves ``seg-k.mov`` (its video), ``seg-k.npz`` (the
+temporal-consistency memory after its last frame) and, written last, ``seg-k.json`` (its frames
+and timestamps), the mark that the segment is complete. A rerun with the same job keeps the
+complete segments and goes on after the last one; a different job starts afresh.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from colorizer.video.consistency import PropagatorState
+from colorizer.video.output import VideoWriteError
+
+log = logging.getLogger(__name__)
+
+JOB_FILE = "job.json"
+
+
+@dataclass(frozen=True)
+class SegmentRecord:
+    """A finished segment: frames ``first_frame ..`` shown from ``first_pts`` to ``last_pts``
+    (source timestamps); ``shift_pts`` is what every output timestamp was moved by.
+    """
+
+    index: int
+    first_frame: int
+    frames: int
+    first_pts: int
+    last_pts: int
+    shift_pts: int
+
+
+class WorkFolder:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def for_output(cls, destination: Path, job: dict) -> WorkFolder:
+        """The work folder of ``destination``, emptied unless it holds parts of this ``job``."""
+        folder = cls(destination.with_name(destination.name + ".parts"))
+        found = folder.job()
+        foreign = folder.path.is_file() or (folder.path.is_dir() and any(folder.path.iterdir()))
+        if found is None and foreign:
+            raise VideoWriteError(f"{folder.path} exists and is not a colorize work folder")
+        try:
+            if found is not None and found != job:
+                log.warning("%s holds parts of a different job; starting afresh", folder.path)
+                shutil.rmtree(folder.path)
+            folder.path.mkdir(exist_ok=True)
+            _write_atomic(folder.path / JOB_FILE, json.dumps(job, indent=1, sort_keys=True))
+        except OSError as exc:
+            raise VideoWriteError(
+                f"{destination}: cannot write beside it ({exc.strerror or exc})"
+            ) from exc
+        return folder
+
+    def job(self) -> dict | None:
+        try:
+            return json.loads((self.path / JOB_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def segment_path(self, index: int, suffix: str = ".mov") -> Path:
+        return self.path / f"seg-{index:05d}{suffix}"
+
+    def finished(self) -> list[SegmentRecord]:
+        """The complete segments 0, 1, 2, ... up to the first one missing."""
+        records = []
+        while (record := self._record(len(records))) is not None:
+            records.append(record)
+        return records
+
+    def _record(self, index: int) -> SegmentRecord | None:
+        try:
+            fields = json.loads(self.segment_path(index, ".json").read_text())
+        except (OSError, ValueError):
+            return None
+        if not self.segment_path(index).is_file():
+            return None
+        return SegmentRecord(**fields)
+
+    def state(self, index: int) -> PropagatorState | None:
+        """The consistency memory after segment ``index`` (None when it kept none)."""
+        path = self.segment_path(index, ".npz")
+        if not path.is_file():
+            return None
+        with np.load(path) as saved:
+            hidden = saved["hidden"] if "hidden" in saved.files else None
+            return PropagatorState(grey=saved["grey"], ab=saved["ab"], hidden=hidden)
+
+    def commit(self, record: SegmentRecord, state: PropagatorState | None) -> None:
+        """Mark segment ``record.index`` complete (its video file is already in place)."""
+        if state is not None:
+            partial = self.segment_path(record.index, ".partial.npz")
+            arrays = {"grey": state.grey, "ab": state.ab}
+            if state.hidden is not None:
+                arrays["hidden"] = state.hidden
+            np.savez(partial, **arrays)
+            os.replace(partial, self.segment_path(record.index, ".npz"))
+        record_json = json.dumps(asdict(record))
+        _write_atomic(self.segment_path(record.index, ".json"), record_json)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)

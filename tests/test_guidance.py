@@ -1,0 +1,315 @@
+"""Guided colorization: hint encoding, hint files, propagation, reference transfer, the API."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from colorizer import Colorizer, color
+from colorizer.cli import main
+from colorizer.errors import ColorizerError
+from colorizer.guidance import (
+    Guidance,
+    PointHint,
+    core,
+    encode_hints,
+    parse_hint_arg,
+    parse_hints,
+    propagate,
+    protocol,
+    reference,
+)
+from colorizer.models.colornet_hints import hint_channels
+from colorizer.registry import ARCHITECTURES, register_architecture
+
+if "test-hint-echo" not in ARCHITECTURES:
+
+    @register_architecture("test-hint-echo")
+    class HintEcho(nn.Module):
+        """Takes hints as published and paints the mean hinted ab over the whole image."""
+
+        accepts_hints = True
+        input_multiple = 8
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(1))
+
+        def forward(self, l, hint_ab=None, hint_mask=None):  # noqa: E741
+            if hint_mask is None or hint_mask.sum() == 0:
+                return torch.zeros_like(l).repeat(1, 2, 1, 1)
+            mean = (hint_ab * hint_mask).sum((2, 3), keepdim=True) / hint_mask.sum((2, 3), True)
+            return self.scale * mean.expand(-1, -1, *l.shape[-2:])
+
+
+@pytest.fixture(scope="module")
+def echo(tmp_path_factory):
+    path = tmp_path_factory.mktemp("echo") / "echo.safetensors"
+    save_file({"scale": torch.ones(1)}, str(path))
+    return Colorizer("test-hint-echo", weights=path, size=32, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def default():
+    return Colorizer(device="cpu")
+
+
+def two_regions(height=48, width=64):
+    """Dark left half, bright right half, as an L* plane."""
+    lightness = np.full((height, width), 30.0, np.float32)
+    lightness[:, width // 2 :] = 75.0
+    return lightness
+
+
+def grey_rgb(lightness):
+    return color.lab_to_rgb_image(np.dstack([lightness, np.zeros((*lightness.shape, 2))]))
+
+
+# -- the published encoding ---------------------------------------------------------------------
+
+
+def test_encoding_matches_the_published_format_bit_for_bit():
+    # A 512 x 256 photo on the 256 grid: x halves, y stays. Hand-made expected planes.
+    red = PointHint(100.0, 50.0, "#ff0000", patch=3)  # grid cell (50, 50): rows/cols 49..51
+    corner = PointHint(0, 0, (10.0, -20.0), patch=5)  # cell (0, 0): clipped to rows/cols 0..2
+    ab, mask = encode_hints([red, corner], width=512, height=256, grid=256)
+    a, b = color.hex_to_ab("#ff0000")
+    expected_ab = np.zeros((2, 256, 256), np.float32)
+    expected_mask = np.zeros((1, 256, 256), np.float32)
+    expected_ab[0, 49:52, 49:52], expected_ab[1, 49:52, 49:52] = a, b
+    expected_mask[0, 49:52, 49:52] = 1
+    expected_ab[0, 0:3, 0:3], expected_ab[1, 0:3, 0:3] = 10, -20
+    expected_mask[0, 0:3, 0:3] = 1
+    assert np.array_equal(ab, expected_ab) and np.array_equal(mask, expected_mask)
+    # The network input: ab / 110 and the 0/1 mask, exactly (SIGGRAPH17 base_color.ab_norm).
+    channels = hint_channels(
+        torch.zeros(1, 1, 256, 256), torch.from_numpy(ab)[None], torch.from_numpy(mask)[None]
+    )[0].numpy()
+    assert np.array_equal(channels[:2], expected_ab / np.float32(110))
+    assert np.array_equal(channels[2:], expected_mask)
+
+
+def test_siggraph17_receives_the_same_channels():
+    from colorizer.models.siggraph17 import SIGGRAPH17
+
+    torch.manual_seed(0)
+    net = SIGGRAPH17().eval()
+    seen = {}
+    net.model1[0].register_forward_pre_hook(lambda module, args: seen.setdefault("x", args[0]))
+    ab, mask = encode_hints([PointHint(3, 4, (30.0, 40.0), 3)], 16, 16, 16)
+    hint_ab, hint_mask = torch.from_numpy(ab)[None], torch.from_numpy(mask)[None]
+    with torch.no_grad():
+        net(torch.full((1, 1, 16, 16), 50.0), hint_ab, hint_mask)
+    expected = hint_channels(torch.zeros(1, 1, 16, 16), hint_ab, hint_mask)
+    assert torch.equal(seen["x"][:, 1:], expected)
+
+
+# -- hint files -----------------------------------------------------------------------------------
+
+
+def test_parse_hints_forms():
+    points = parse_hints(
+        '{"points": [{"x": 1, "y": 2, "color": "#00ff00"}, [3, 4, [10, -5], 7], '
+        '{"x": 5, "y": 6, "ab": [1, 2], "patch": 1}]}'
+    )
+    assert points[0] == PointHint(1.0, 2.0, "#00ff00", 5)
+    assert points[1] == PointHint(3.0, 4.0, (10.0, -5.0), 7)
+    assert points[2].ab == (1.0, 2.0)
+    assert parse_hint_arg("10,20,#ff0000") == PointHint(10.0, 20.0, "#ff0000", 5)
+    assert parse_hint_arg("10,20,5,-5,p9") == PointHint(10.0, 20.0, (5.0, -5.0), 9)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("[{", "not valid JSON"),
+        ('{"dots": []}', "points"),
+        ('[{"x": 1, "y": 2, "color": "#12345"}]', "point 0"),
+        ('[{"x": 1, "y": 2, "color": "#00ff00"}, {"x": 1, "color": "#00ff00"}]', "point 1"),
+        ('[{"x": 1, "y": 2, "color": [1, 2, 3]}]', "point 0"),
+        ('[{"x": 1, "y": 2, "color": "#00ff00", "patch": 0}]', "patch"),
+        ('[{"x": "a", "y": 2, "color": "#00ff00"}]', "x must be a number"),
+        ('[{"x": 1, "y": 2, "colour": "#00ff00", "size": 3}]', "unknown keys"),
+        ("[7]", "point 0"),
+    ],
+)
+def test_bad_hints_name_the_entry(data, message):
+    with pytest.raises(ColorizerError, match=message):
+        parse_hints(data, source="hints.json")
+
+
+def test_hint_outside_the_image_is_an_error(echo):
+    image = grey_rgb(two_regions())
+    with pytest.raises(ColorizerError, match=r"hint 1 at \(64, 3\) lies outside the 64x48"):
+        points = [PointHint(1, 1, "#ff0000"), PointHint(64, 3, "#f00")]
+        echo.colorize(image, Guidance(points=points))
+
+
+def test_cli_hint_file_errors_name_the_file(tmp_path, capsys):
+    photo = tmp_path / "photo.png"
+    from PIL import Image
+
+    Image.fromarray(np.full((16, 16), 128, np.uint8)).save(photo)
+    hints = tmp_path / "hints.json"
+    hints.write_text(json.dumps([{"x": 1, "y": 1, "color": "red"}]))
+    assert main(["image", str(photo), "--hints", str(hints), "-q"]) == 1
+    assert f"{hints}: point 0" in capsys.readouterr().err
+
+
+# -- hints pull the output ---------------------------------------------------------------------
+
+
+def test_native_hints_reach_the_model(echo):
+    image = grey_rgb(two_regions())
+    out = echo.colorize(image, Guidance(points=[PointHint(10, 10, (40.0, 20.0))]))
+    lab = color.rgb_to_lab_image(out)
+    assert np.allclose(lab[..., 1:].reshape(-1, 2).mean(0), (40, 20), atol=3)
+
+
+def test_hint_without_hint_input_falls_back_to_propagation(default):
+    lightness = two_regions()
+    out = default.colorize(grey_rgb(lightness), Guidance(points=[PointHint(8, 24, "#ff0000")]))
+    a_near = color.rgb_to_lab_image(out)[20:28, 4:12, 1].mean()
+    assert a_near > 40  # red has a* = 80: the hint wins where it was given
+
+
+def test_propagation_keeps_colours_inside_their_region():
+    lightness = two_regions()
+    ab = np.zeros((*lightness.shape, 2), np.float32)
+    mask = np.zeros(lightness.shape, bool)
+    ab[24, 8], mask[24, 8] = (50, 30), True  # red stroke on the dark half
+    ab[24, 56], mask[24, 56] = (-40, -30), True  # blue stroke on the bright half
+    result = propagate.propagate(lightness, ab, mask)
+    left, right = result[:, :30], result[:, 34:]
+    assert left[..., 0].min() > 35 and left[..., 1].min() > 20
+    assert right[..., 0].max() < -28 and right[..., 1].max() < -20
+
+
+def test_multigrid_agrees_with_the_direct_solve():
+    rng = np.random.default_rng(0)
+    lightness = two_regions(96, 128) + np.linspace(0, 15, 128, dtype=np.float32)
+    ab = np.zeros((96, 128, 2), np.float32)
+    mask = np.zeros((96, 128), bool)
+    for y, x in zip(rng.integers(1, 95, 30), rng.integers(1, 127, 30), strict=True):
+        mask[y - 1 : y + 2, x - 1 : x + 2] = True  # 3 x 3 patches, as hints give them
+        ab[y - 1 : y + 2, x - 1 : x + 2] = rng.normal(0, 30, 2)
+    exact = propagate.solve_direct(lightness, ab, mask)
+    fast = propagate.solve(lightness, ab, mask, coarse_pixels=2000)
+    # An approximation (coarse levels blur the strokes' reach), but the same colouring.
+    assert np.abs(fast - exact).mean() < 0.3 * np.abs(exact).mean()
+    assert fast.min() >= ab[mask].min() - 1e-3 and fast.max() <= ab[mask].max() + 1e-3
+
+
+def test_scribble_image_propagates(default):
+    lightness = two_regions()
+    scribbles = np.full((48, 64, 3), 255, np.uint8)  # white: no stroke
+    scribbles[20:28, 5:10] = (0, 0, 255)  # blue stroke on the dark half
+    scribbles[20:28, 50:55] = (255, 160, 0)  # orange stroke on the bright half
+    out = default.colorize(grey_rgb(lightness), Guidance(scribbles=scribbles))
+    lab = color.rgb_to_lab_image(out)
+    assert lab[:, :28, 2].max() < -20  # blue over the whole dark half
+    assert lab[:, 36:, 2].min() > 20  # orange over the whole bright half
+    with pytest.raises(ColorizerError, match="scribbles are 10x10"):
+        default.colorize(grey_rgb(lightness), Guidance(scribbles=np.zeros((10, 10, 3))))
+
+
+def test_levin_psnr_rises_with_hints():
+    from colorizer import imageio, metrics
+
+    rng = np.random.default_rng(1)
+    lightness = np.repeat(np.linspace(20, 80, 64, dtype=np.float32)[None], 48, axis=0)
+    ab = np.zeros((48, 64, 2), np.float32)
+    ab[:, :32], ab[:, 32:] = (30, 40), (-20, -30)
+    truth = color.lab_to_rgb_image(np.dstack([lightness, ab + rng.normal(0, 1, ab.shape)]))
+    picture = imageio.read_image(truth)
+    scores = [metrics.psnr(protocol.hinted_method(None, n)(picture), truth) for n in (0, 10, 50)]
+    assert scores == sorted(scores) and scores[-1] > scores[0] + 5
+
+
+# -- reference photo, global hints, suggestions -------------------------------------------------
+
+
+def test_reference_transfer_on_a_synthetic_pair():
+    # Reference: dark blue sea below a bright yellow sky; the grey photo: the other way round.
+    ref_l = np.full((40, 60), 80.0, np.float32)
+    ref_l[20:] = 30
+    ref_ab = np.zeros((40, 60, 2), np.float32)
+    ref_ab[:20], ref_ab[20:] = (0, 60), (10, -45)
+    ref_rgb = color.lab_to_rgb_image(np.dstack([ref_l, ref_ab]))
+    lightness = np.full((48, 64), 30.0, np.float32)
+    lightness[:, 40:] = 80
+    ab = core.guided_ab(None, lightness, Guidance(reference=ref_rgb))
+    assert ab[:, :36, 1].mean() < -30  # dark -> blue
+    assert ab[:, 44:, 1].mean() > 40  # bright -> yellow
+    with pytest.raises(ColorizerError, match="no colour"):
+        reference.read_reference(grey_rgb(lightness))
+
+
+def test_saturation_and_palette(default):
+    image = grey_rgb(np.tile(np.linspace(20, 90, 64, dtype=np.float32), (48, 1)))
+    out = default.colorize(image, Guidance(saturation=0.4))
+    rgb = np.asarray(out)
+    high, low = rgb.max(-1), rgb.min(-1)
+    saturation = np.mean(np.where(high > 1e-6, (high - low) / np.maximum(high, 1e-6), 0))
+    assert abs(saturation - 0.4) < 0.03
+    plain = color.rgb_to_lab_image(default.colorize(image))[..., 1:].mean((0, 1))
+    green = color.rgb_to_lab_image(default.colorize(image, Guidance(palette=[("#00a000", 1)])))
+    assert green[..., 1].mean() < plain[0] - 5  # pulled towards green (a* < 0)
+    with pytest.raises(ColorizerError, match="palette entry 0"):
+        Guidance(palette=[("#00a000", -1)])
+
+
+def test_suggest_colors(default, echo):
+    image = grey_rgb(two_regions())
+    suggestions = default.suggest_colors(image, 10, 10, k=4)
+    assert len(suggestions) == 4
+    probabilities = [s["probability"] for s in suggestions]
+    assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1
+    assert all(s["hex"].startswith("#") and len(s["hex"]) == 7 for s in suggestions)
+    assert len(echo.suggest_colors(image, 3, 3)) == 1  # no distribution: its one colour
+    with pytest.raises(ColorizerError, match="outside"):
+        default.suggest_colors(image, 100, 10)
+
+
+def test_hint_model_starts_as_colornet_v1():
+    from colorizer.registry import create_model, ensure_weights
+
+    base = create_model("colornet", ensure_weights("colornet-v1"))
+    hinted = create_model("colornet-hints")
+    missing, unexpected = hinted.load_state_dict(base.state_dict(), strict=False)
+    assert not unexpected and all(key.startswith("hint_") for key in missing)
+    lightness = torch.rand(1, 1, 32, 32) * 100
+    with torch.no_grad():
+        assert torch.equal(hinted(lightness), base(lightness))
+        hints = torch.full((1, 2, 32, 32), 30.0), torch.ones(1, 1, 32, 32)
+        assert torch.equal(hinted(lightness, *hints), base(lightness))  # zero-initialised
+
+
+def test_cli_point_hint_end_to_end(tmp_path):
+    from PIL import Image
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.full((96, 128), 120, np.uint8)).save(photo)
+    out = tmp_path / "out"
+    assert main(["image", str(photo), "-o", str(out), "--hint", "5,5,#ff0000", "-q"]) == 0
+    lab = color.rgb_to_lab_image(np.asarray(Image.open(out / "photo.png"), np.float32) / 255)
+    assert lab[3:8, 3:8, 1].mean() > 30
+
+
+def test_hints_family_takes_a_step(monkeypatch):
+    from colorizer.guidance import hints
+    from colorizer.train import data
+    from colorizer.train.config import TrainConfig
+    from colorizer.train.families import make_family
+
+    config = TrainConfig(family="hints", train="unused", out="unused", crop=32, batch_size=2)
+    family = make_family(config, torch.device("cpu"))
+    assert family.arch == "colornet-hints"
+    family.extra = {"weights": torch.ones(313)}
+    monkeypatch.setattr(hints, "geometric_count", lambda rng: 3)
+    losses = family.step(data.make_batch(torch.rand(2, 3, 32, 32)))
+    assert set(losses) == {"ce", "l1"} and all(np.isfinite(v) for v in losses.values())
+    assert family.net.hint_late.weight.abs().sum() > 0  # the hint path learns

@@ -1,0 +1,166 @@
+"""Video jobs over the REST API: lifecycle, limits, the bounded queue, expiry."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi", reason="the app extra is not installed")
+av = pytest.importorskip("av", reason="PyAV is not installed")
+httpx = pytest.importorskip("httpx", reason="httpx is not installed")
+
+from live_server import LiveServer, wait_for  # noqa: E402
+from test_server_api import MODEL, BlockingColorizer, detail, settings  # noqa: E402
+
+from colorizer.pipeline import Colorizer  # noqa: E402
+from colorizer.server import create_app  # noqa: E402
+
+FRAMES, WIDTH, HEIGHT, FPS = 12, 64, 48, 12
+
+
+def write_clip(path, frames: int = FRAMES):
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=FPS, options={"preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        for index in range(frames):
+            grey = np.full((HEIGHT, WIDTH, 3), 40 + 10 * index, np.uint8)
+            grey[10:30, 2 * index : 2 * index + 16] = 220
+            frame = av.VideoFrame.from_ndarray(grey, format="rgb24")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return write_clip(tmp_path_factory.mktemp("clip") / "clip.mp4").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def constant(constant_weights) -> Colorizer:
+    return Colorizer(MODEL, weights=constant_weights, size=64, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def server(constant, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("video-server")
+    app = create_app(settings(folder, max_video_seconds=60), colorizers={MODEL: constant})
+    with LiveServer(app) as live:
+        yield live
+
+
+def submit(url: str, data: bytes, **fields) -> httpx.Response:
+    files = {"video": ("film.mp4", data, "video/mp4")}
+    return httpx.post(f"{url}/v1/colorize/video", files=files, data=fields, timeout=60)
+
+
+def status(url: str, job_id: str) -> dict:
+    return httpx.get(f"{url}/v1/jobs/{job_id}").json()
+
+
+def finished(url: str, job_id: str):
+    job = status(url, job_id)
+    return job if job["status"] not in ("queued", "running") else None
+
+
+def test_job_lifecycle_submit_poll_download_once(server, clip, tmp_path):
+    response = submit(server.url, clip, consistency="0.5")
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert response.headers["location"] == f"/v1/jobs/{job['id']}"
+    assert job["status"] in ("queued", "running")
+    done = wait_for(lambda: finished(server.url, job["id"]), "the job to finish")
+    assert done["status"] == "done", done
+    assert done["fraction"] == 1.0 and done["expires_at"] > done["finished_at"]
+    assert (done["done"], done["total"]) == (FRAMES, FRAMES)  # progress was reported
+    early = httpx.get(f"{server.url}{done['result_url']}")
+    assert early.status_code == 200
+    assert early.headers["content-type"] == "video/mp4"
+    result = tmp_path / "result.mp4"
+    result.write_bytes(early.content)
+    with av.open(str(result)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == FRAMES
+    assert frames[0].shape == (HEIGHT, WIDTH, 3)
+    assert np.ptp(frames[0].astype(int), axis=2).mean() > 5  # coloured, not grey
+    # One download: the files are gone and the record says so.
+    assert status(server.url, job["id"])["status"] == "downloaded"
+    again = httpx.get(f"{server.url}{done['result_url']}")
+    assert again.status_code == 410
+    assert "downloaded" in detail(again)
+    assert not (server.state.temp.root / "jobs" / job["id"]).exists()
+
+
+def test_unknown_job_is_404(server):
+    response = httpx.get(f"{server.url}/v1/jobs/0123456789abcdef")
+    assert response.status_code == 404
+    assert "no job" in detail(response)
+
+
+def test_results_expire(server, clip):
+    job = submit(server.url, clip).json()
+    wait_for(lambda: finished(server.url, job["id"]), "the job to finish")
+    state = server.state
+    assert state.jobs.sweep(now=state.jobs.get(job["id"]).finished_at + 10**6) >= 1
+    assert status(server.url, job["id"])["status"] == "expired"
+    assert httpx.get(f"{server.url}/v1/jobs/{job['id']}/result").status_code == 410
+    assert not (state.temp.root / "jobs" / job["id"]).exists()
+
+
+@pytest.mark.parametrize(
+    ("data", "status_code", "words"),
+    [
+        (b"this is not a film", 400, "not a readable video"),
+        (b"", 400, "empty"),
+    ],
+    ids=["not-a-video", "zero-size"],
+)
+def test_bad_video_uploads(server, data, status_code, words):
+    response = submit(server.url, data)
+    assert response.status_code == status_code, response.text
+    assert words in detail(response)
+    folders = {p.name for p in (server.state.temp.root / "jobs").iterdir()}
+    assert folders <= set(server.state.jobs.jobs)  # the refused upload left no folder
+
+
+def test_video_duration_and_size_limits(constant, clip, tmp_path):
+    app = create_app(
+        settings(tmp_path, max_video_seconds=0.5, max_video_bytes=len(clip) + 10),
+        colorizers={MODEL: constant},
+    )
+    with LiveServer(app) as live:
+        long = submit(live.url, clip)
+        assert long.status_code == 413
+        assert "lasts 1 s" in detail(long)
+        big = submit(live.url, clip + b"\0" * 2_000_000)
+        assert big.status_code == 413
+        assert "too large" in detail(big)
+        assert not any((live.state.temp.root / "jobs").iterdir())
+
+
+def test_a_full_job_queue_answers_429_and_jobs_can_be_cancelled(constant_weights, clip, tmp_path):
+    blocking = BlockingColorizer(MODEL, weights=constant_weights, size=64, device="cpu")
+    blocking.gate = threading.Event()
+    app = create_app(
+        settings(tmp_path, video_workers=1, max_queued_jobs=1), colorizers={MODEL: blocking}
+    )
+    try:
+        with LiveServer(app) as live:
+            running = submit(live.url, clip).json()
+            wait_for(lambda: status(live.url, running["id"])["status"] == "running", "a start")
+            queued = submit(live.url, clip).json()
+            assert queued["status"] == "queued"
+            refused = submit(live.url, clip)
+            assert refused.status_code == 429
+            assert "queue is full" in detail(refused)
+            cancelled = httpx.delete(f"{live.url}/v1/jobs/{queued['id']}").json()
+            assert cancelled["status"] == "cancelled"
+            blocking.gate.set()
+            done = wait_for(lambda: finished(live.url, running["id"]), "the job to finish")
+            assert done["status"] == "done"
+            assert submit(live.url, clip).status_code == 202
+    finally:
+        blocking.gate.set()

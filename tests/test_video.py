@@ -1,0 +1,254 @@
+"""Video: streaming colorization keeps timing and sound, resumes exactly, fails clearly."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from colorizer.errors import ColorizerError
+from colorizer.pipeline import Colorizer
+from colorizer.registry import ARCHITECTURES, register_architecture
+from colorizer.video import VideoOptions, colorize_video
+from colorizer.video import output as video_output
+
+FPS = 12
+FRAMES = 24
+WIDTH, HEIGHT = 96, 64
+SAMPLE_RATE = 16000
+
+if "test-video-conv" not in ARCHITECTURES:
+
+    @register_architecture("test-video-conv")
+    class TextureColour(nn.Module):
+        """A fixed random 5x5 conv: colours that follow the image content, as a real model's."""
+
+        input_multiple = 8
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 5, padding=2)
+
+        def forward(self, l: torch.Tensor) -> torch.Tensor:  # noqa: E741 - L is the Lab name
+            return torch.tanh(self.conv((l - 50) / 25)) * 60
+
+
+@pytest.fixture(scope="module")
+def texture_weights(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "texture.safetensors"
+    save_file(TextureColour().state_dict(), str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def colorizer(texture_weights) -> Colorizer:
+    return Colorizer("test-video-conv", weights=texture_weights, size=32, device="cpu")
+
+
+def moving_shapes(index: int) -> np.ndarray:
+    """A grey field with a red block moving right and a green block moving left."""
+    frame = np.full((HEIGHT, WIDTH, 3), 90, np.uint8)
+    frame[10:30, 2 * index : 2 * index + 20] = (220, 40, 40)
+    frame[35:55, 60 - index : 80 - index] = (40, 200, 60)
+    return frame
+
+
+def write_clip(path: Path, *, audio: bool = True, video: bool = True) -> Path:
+    """A small H.264 + AAC (440 Hz sine) MP4 with a title, made with PyAV.
+
+    Both streams are added before anything is muxed: the header is written with the first
+    packet, and a stream added after it has no time base (PyAV: "Cannot rebase to zero time").
+    """
+    with av.open(str(path), "w") as container:
+        container.metadata["title"] = "synthetic test clip"
+        picture = _video_stream(container) if video else None
+        sound = _audio_stream(container) if audio else None
+        if picture is not None:
+            _write_video(container, picture)
+        if sound is not None:
+            _write_tone(container, sound)
+    return path
+
+
+def _video_stream(container):
+    stream = container.add_stream("libx264", rate=FPS, options={"preset": "ultrafast"})
+    stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+    return stream
+
+
+def _audio_stream(container):
+    stream = container.add_stream("aac", rate=SAMPLE_RATE)
+    stream.layout = "mono"
+    return stream
+
+
+def _write_video(container, stream) -> None:
+    for index in range(FRAMES):
+        frame = av.VideoFrame.from_ndarray(moving_shapes(index), format="rgb24")
+        frame.pts, frame.time_base = index, Fraction(1, FPS)
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode(None))
+
+
+def _write_tone(container, stream) -> None:
+    samples = FRAMES * SAMPLE_RATE // FPS
+    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / SAMPLE_RATE)).astype(np.float32)
+    for start in range(0, samples, 1024):
+        frame = av.AudioFrame.from_ndarray(
+            tone[None, start : start + 1024].copy(), format="fltp", layout="mono"
+        )
+        frame.sample_rate, frame.pts = SAMPLE_RATE, start
+        frame.time_base = Fraction(1, SAMPLE_RATE)
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode(None))
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return write_clip(tmp_path_factory.mktemp("clip") / "clip.mp4")
+
+
+def decoded_frames(path: Path) -> list[tuple[int, np.ndarray]]:
+    with av.open(str(path)) as container:
+        return [(f.pts, f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
+
+
+def audio_packets(path: Path) -> list[tuple[int, int, bytes]]:
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        return [(p.pts, p.duration, bytes(p)) for p in container.demux(stream) if p.size]
+
+
+OPTIONS = VideoOptions(segment_seconds=0.5, batch_size=4)
+
+
+def test_keeps_frames_timing_resolution_and_audio(colorizer, clip, tmp_path):
+    out = tmp_path / "colour.mp4"
+    report = colorize_video(colorizer, clip, out, OPTIONS)
+
+    assert report.frames == report.colorized == FRAMES
+    with av.open(str(clip)) as source, av.open(str(out)) as result:
+        before, after = source.streams.video[0], result.streams.video[0]
+        assert (after.width, after.height) == (WIDTH, HEIGHT)
+        assert after.average_rate == before.average_rate == FPS
+        assert result.duration == source.duration
+        assert result.metadata["title"] == "synthetic test clip"
+    frames, originals = decoded_frames(out), decoded_frames(clip)
+    assert [pts for pts, _ in frames] == [pts for pts, _ in originals]
+    assert audio_packets(out) == audio_packets(clip)
+    block = frames[5][1][12:28, 14:26].astype(int)  # inside the moving red block, now recoloured
+    assert np.ptp(block, axis=-1).mean() > 5
+    assert not out.with_name("colour.mp4.parts").exists()
+
+
+def test_resume_after_kill_matches_an_uninterrupted_run(colorizer, clip, tmp_path, monkeypatch):
+    clean = tmp_path / "clean.mp4"
+    colorize_video(colorizer, clip, clean, OPTIONS)
+
+    resumed = tmp_path / "resumed.mp4"
+    write = video_output.SegmentWriter.write
+    calls = []
+
+    def killed_midway(self, *args):
+        calls.append(1)
+        if len(calls) == 15:  # inside the third segment of six
+            raise KeyboardInterrupt
+        write(self, *args)
+
+    monkeypatch.setattr(video_output.SegmentWriter, "write", killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        colorize_video(colorizer, clip, resumed, OPTIONS)
+    monkeypatch.setattr(video_output.SegmentWriter, "write", write)
+    parts = tmp_path / "resumed.mp4.parts"
+    assert not resumed.exists()
+    assert not list(parts.glob("*partial*"))
+
+    report = colorize_video(colorizer, clip, resumed, OPTIONS)
+
+    assert report.resumed_segments == 2
+    assert report.colorized == FRAMES - 12
+    for (pts_a, a), (pts_b, b) in zip(decoded_frames(clean), decoded_frames(resumed), strict=True):
+        assert pts_a == pts_b
+        np.testing.assert_array_equal(a, b)
+    assert audio_packets(resumed) == audio_packets(clean)
+    assert not parts.exists()
+
+
+def test_start_and_end_cut_a_segment_starting_at_zero(colorizer, clip, tmp_path):
+    out = tmp_path / "part.mp4"
+    options = VideoOptions(start_s=0.5, end_s=1.5, consistency=0.0)
+    report = colorize_video(colorizer, clip, out, options)
+
+    assert report.frames == FPS
+    frames = decoded_frames(out)
+    assert len(frames) == FPS and frames[0][0] == 0
+    seconds = sum(duration for _, duration, _ in audio_packets(out)) / SAMPLE_RATE
+    assert seconds == pytest.approx(1.0, abs=0.07)  # whole AAC packets of 64 ms
+
+
+# --------------------------------------------------------------------------- bad inputs
+
+
+def audio_only(path: Path) -> Path:
+    return write_clip(path.with_suffix(".m4a"), video=False)
+
+
+def garbage(path: Path) -> Path:
+    path.write_bytes(np.random.default_rng(0).bytes(20_000))
+    return path
+
+
+def truncated(path: Path, clip: Path) -> Path:
+    data = clip.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def damaged_in_the_middle(path: Path, clip: Path) -> Path:
+    """A Matroska file (header intact) whose middle is overwritten with noise."""
+    whole = path.with_suffix(".mkv")
+    with av.open(str(whole), "w") as container:
+        _write_video(container, _video_stream(container))
+    data = bytearray(whole.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 400] = np.random.default_rng(0).bytes(400)
+    whole.unlink()
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda path, clip: audio_only(path), "has no video stream"),
+        (lambda path, clip: garbage(path), "not a readable video"),
+        (truncated, "not a readable video"),
+        (damaged_in_the_middle, "damaged video"),
+    ],
+    ids=["no-video-stream", "garbage", "truncated", "damaged-frames"],
+)
+def test_bad_input_is_a_clear_error_and_leaves_nothing(colorizer, clip, tmp_path, make, message):
+    bad = make(tmp_path / "bad.mp4", clip)
+    out = tmp_path / "out" / "colour.mp4"
+    out.parent.mkdir()
+    with pytest.raises(ColorizerError, match=message) as error:
+        colorize_video(colorizer, bad, out, OPTIONS)
+    assert bad.name in str(error.value)
+    assert list(out.parent.iterdir()) == []
+
+
+def test_unwritable_output_is_a_clear_error(colorizer, clip, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the output folder should be")
+    out = blocker / "colour.mp4"
+    with pytest.raises(ColorizerError, match="not a folder") as error:
+        colorize_video(colorizer, clip, out, OPTIONS)
+    assert "colour.mp4" in str(error.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["not-a-folder"]

@@ -176,6 +176,22 @@ def test_hint_without_hint_input_falls_back_to_propagation(default):
     assert a_near > 40  # red has a* = 80: the hint wins where it was given
 
 
+def test_a_hint_recolours_around_it_and_keeps_the_automatic_colours_elsewhere(default):
+    # Flat dark left half; a textured bright right half, where the model's colours vary.
+    rng = np.random.default_rng(0)
+    lightness = two_regions(64, 96)
+    lightness[:, 48:] = 60 + 25 * np.sin(np.arange(48) / 3.0) + rng.normal(0, 3, (64, 48))
+    lightness[32:, 48:] = 80 - 0.5 * np.arange(32)[:, None]
+    image = grey_rgb(lightness)
+    automatic = color.rgb_to_lab_image(default.colorize(image))
+    guidance = Guidance(points=[PointHint(16, 32, "#ff0000")])
+    hinted = color.rgb_to_lab_image(default.colorize(image, guidance))
+    assert hinted[30:35, 14:19, 1].mean() > automatic[30:35, 14:19, 1].mean() + 25
+    # Propagating the model's confident colours instead would repaint the textured half
+    # (a mean ab change of about 29 there); the hint's correction leaves it alone.
+    assert np.abs(hinted[:, 56:, 1:] - automatic[:, 56:, 1:]).mean() < 1.0
+
+
 def test_propagation_keeps_colours_inside_their_region():
     lightness = two_regions()
     ab = np.zeros((*lightness.shape, 2), np.float32)
@@ -227,6 +243,21 @@ def test_levin_psnr_rises_with_hints():
     picture = imageio.read_image(truth)
     scores = [metrics.psnr(protocol.hinted_method(None, n)(picture), truth) for n in (0, 10, 50)]
     assert scores == sorted(scores) and scores[-1] > scores[0] + 5
+
+
+def test_eval_scores_hints_levin_and_propagation(tmp_path, capsys):
+    from PIL import Image
+
+    rng = np.random.default_rng(2)
+    for i in range(2):
+        blocks = rng.integers(0, 256, size=(4, 6, 3), dtype=np.uint8)
+        Image.fromarray(np.kron(blocks, np.ones((16, 16, 1), np.uint8))).save(tmp_path / f"{i}.png")
+    args = ["eval", str(tmp_path), "--hints", "0,3", "--levin", "--propagate", "-q"]
+    assert main([*args, "--device", "cpu"]) == 0
+    table = capsys.readouterr().out
+    for row in ["colornet-v1 +3 hints", "colornet-v1 +3 hints + propagation", "levin +3 hints"]:
+        assert f"| {row} |" in table
+    assert "+0 hints + propagation" not in table  # that is plain "+ propagation"
 
 
 # -- reference photo, global hints, suggestions -------------------------------------------------

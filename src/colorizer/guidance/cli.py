@@ -80,7 +80,8 @@ def add_eval_arguments(evaluation: argparse.ArgumentParser) -> None:
     evaluation.add_argument(
         "--propagate",
         action="store_true",
-        help="also score each model's micro-scribbles + edge-aware propagation",
+        help="also score each model's micro-scribbles + edge-aware propagation (with --hints: "
+        "the hints propagated with them too)",
     )
     evaluation.add_argument(
         "--levin",
@@ -112,6 +113,10 @@ def eval_methods(colorizers: dict, args: argparse.Namespace) -> dict:
             methods[f"{label} +{count} hints"] = protocol.hinted_method(colorizer, count)
         if getattr(args, "propagate", False):
             methods[f"{label} + propagation"] = protocol.propagation_method(colorizer)
+            for count in filter(None, counts):
+                methods[f"{label} +{count} hints + propagation"] = protocol.hinted_method(
+                    colorizer, count, propagate=True
+                )
     if getattr(args, "levin", False):
         for count in counts:
             methods[f"levin +{count} hints"] = protocol.hinted_method(None, count)

@@ -4,10 +4,14 @@
 
 * Point hints, with a model that takes hints (``forward(l, hint_ab, hint_mask)``: siggraph17,
   colornet-hints): the published encoding, straight into the network.
-* Point hints with a model that takes none (the shipped colornet-v1), ``propagate=True``, or a
-  reference photo: strokes + Levin propagation. The strokes are, from weakest to strongest: the
-  network's confident colours (micro-scribbles: grid cells whose bin distribution has low
-  entropy) or the reference photo's well-matched colours, the hint patches, the user's scribbles.
+* Point hints with a model that takes none (the shipped colornet-v1): the automatic colours
+  plus a correction, the difference between the hints' (and scribbles') colours and the
+  automatic ones, spread by Levin propagation and held at zero at the model's confident cells
+  away from the hints: a hint recolours its region, the rest keeps the automatic colours.
+* ``propagate=True`` (with or without hints) or a reference photo: strokes + Levin propagation.
+  The strokes are, from weakest to strongest: the network's confident colours (micro-scribbles:
+  grid cells whose bin distribution has low entropy) or the reference photo's well-matched
+  colours, the hint patches, the user's scribbles.
 * Scribbles alone: Levin propagation of the scribbles only, no network.
 * Global hints, last: a palette reweights the model's bin distribution towards its colours
   (models with ``distribution``; others are pulled towards the palette afterwards), and a target
@@ -225,7 +229,9 @@ def guided_ab(colorizer: Colorizer | None, lightness: np.ndarray, guidance: Guid
         or (points and not (use_network and colorizer.accepts_hints))
     )
     palette_done = False
-    if not propagating:
+    if use_network and points and not colorizer.accepts_hints and not guidance.propagate:
+        ab, palette_done = _corrected_by_hints(colorizer, lightness, points, user, palette)
+    elif not propagating:
         prediction = network_prediction(colorizer, lightness, points, palette)
         ab = _resize_ab(prediction.ab, height, width)
         palette_done = prediction.palette_done
@@ -258,6 +264,30 @@ def guided_ab(colorizer: Colorizer | None, lightness: np.ndarray, guidance: Guid
     if guidance.saturation is not None:
         ab = match_saturation(lightness, ab, guidance.saturation)
     return np.ascontiguousarray(ab, dtype=np.float32)
+
+
+def _corrected_by_hints(colorizer, lightness, points, user, palette) -> tuple[np.ndarray, bool]:
+    """Hints (and scribbles) for a model without a hint input: the automatic colours, plus the
+    difference between the user's colours and them, propagated edge-aware. The model's
+    confident cells away from the user's strokes anchor that correction at zero, so a hint
+    recolours its region and the rest of the photo keeps the automatic colours."""
+    height, width = lightness.shape
+    prediction = network_prediction(colorizer, lightness, points, palette)
+    automatic = _resize_ab(prediction.ab, height, width)
+    chosen = (
+        strokes.confident_cells(prediction.entropy)
+        if prediction.entropy is not None
+        else strokes.flat_cells(prediction.ab)
+    )
+    _, anchor_mask = strokes.grid_strokes(prediction.ab, chosen, height, width)
+    mine_ab, mine_mask = strokes.merge(
+        [strokes.hint_strokes(points, height, width, colorizer.size), user], height, width
+    )
+    radius = max(2, round(max(height, width) / CLEAR_FRACTION))
+    _, anchor_mask = strokes.clear_near((None, anchor_mask), mine_mask, radius)
+    correction = np.where(mine_mask[..., None], mine_ab - automatic, 0).astype(np.float32)
+    correction = propagate.propagate(lightness, correction, mine_mask | anchor_mask)
+    return automatic + correction, prediction.palette_done
 
 
 def suggest_colors(

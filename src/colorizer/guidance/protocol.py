@@ -40,8 +40,9 @@ def ground_truth_hints(
     ]
 
 
-def hinted_method(colorizer, count: int, grid: int | None = None):
-    """``evaluate`` method: ``colorizer`` (None: Levin propagation alone) with ``count`` hints."""
+def hinted_method(colorizer, count: int, grid: int | None = None, propagate: bool = False):
+    """``evaluate`` method: ``colorizer`` (None: Levin propagation alone) with ``count`` hints,
+    and with ``propagate`` its micro-scribbles too."""
     from colorizer.pipeline import compose
 
     grid = grid or (colorizer.size if colorizer is not None else GRID)
@@ -51,7 +52,8 @@ def hinted_method(colorizer, count: int, grid: int | None = None):
         light = color.lightness_image(picture.rgb)
         if colorizer is not None and not points:
             return colorizer.colorize_pictures([picture])[0]
-        return compose(light, guided_ab(colorizer, light, Guidance(points=points)))
+        guidance = Guidance(points=points, propagate=propagate)
+        return compose(light, guided_ab(colorizer, light, guidance))
 
     return run
 

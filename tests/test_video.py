@@ -148,24 +148,28 @@ def test_keeps_frames_timing_resolution_and_audio(colorizer, clip, tmp_path):
     assert not out.with_name("colour.mp4.parts").exists()
 
 
+def kill_at_frame_write(patch: pytest.MonkeyPatch, number: int) -> None:
+    """Make the ``number``-th frame written raise KeyboardInterrupt, as a kill would."""
+    write, calls = video_output.SegmentWriter.write, []
+
+    def killed(self, *args):
+        calls.append(1)
+        if len(calls) == number:
+            raise KeyboardInterrupt
+        write(self, *args)
+
+    patch.setattr(video_output.SegmentWriter, "write", killed)
+
+
 def test_resume_after_kill_matches_an_uninterrupted_run(colorizer, clip, tmp_path, monkeypatch):
     clean = tmp_path / "clean.mp4"
     colorize_video(colorizer, clip, clean, OPTIONS)
 
     resumed = tmp_path / "resumed.mp4"
-    write = video_output.SegmentWriter.write
-    calls = []
-
-    def killed_midway(self, *args):
-        calls.append(1)
-        if len(calls) == 15:  # inside the third segment of six
-            raise KeyboardInterrupt
-        write(self, *args)
-
-    monkeypatch.setattr(video_output.SegmentWriter, "write", killed_midway)
-    with pytest.raises(KeyboardInterrupt):
-        colorize_video(colorizer, clip, resumed, OPTIONS)
-    monkeypatch.setattr(video_output.SegmentWriter, "write", write)
+    with monkeypatch.context() as patch:
+        kill_at_frame_write(patch, 15)  # inside the third segment of six
+        with pytest.raises(KeyboardInterrupt):
+            colorize_video(colorizer, clip, resumed, OPTIONS)
     parts = tmp_path / "resumed.mp4.parts"
     assert not resumed.exists()
     assert not list(parts.glob("*partial*"))

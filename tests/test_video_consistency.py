@@ -15,6 +15,7 @@ from test_video import (  # noqa: F401 - the fixtures clip, colorizer, texture_w
     clip,
     colorizer,
     decoded_frames,
+    kill_at_frame_write,
     texture_weights,
     write_clip,
 )
@@ -141,24 +142,14 @@ def test_refiner_propagator_runs_frame_by_frame(refiner_weights):
 
 
 def test_refiner_video_resumes_exactly(colorizer, clip, tmp_path, refiner_weights, monkeypatch):  # noqa: F811 - fixtures from test_video
-    from colorizer.video import output as video_output
-
     options = VideoOptions(segment_seconds=1.0, batch_size=4, refiner=str(refiner_weights))
     clean = tmp_path / "clean.mp4"
     colorize_video(colorizer, clip, clean, options)
-    write, calls = video_output.SegmentWriter.write, []
-
-    def killed(self, *args):
-        calls.append(1)
-        if len(calls) == 18:  # inside the second segment of two
-            raise KeyboardInterrupt
-        write(self, *args)
-
-    monkeypatch.setattr(video_output.SegmentWriter, "write", killed)
     resumed = tmp_path / "resumed.mp4"
-    with pytest.raises(KeyboardInterrupt):
-        colorize_video(colorizer, clip, resumed, options)
-    monkeypatch.setattr(video_output.SegmentWriter, "write", write)
+    with monkeypatch.context() as patch:
+        kill_at_frame_write(patch, 18)  # inside the second segment of two
+        with pytest.raises(KeyboardInterrupt):
+            colorize_video(colorizer, clip, resumed, options)
     report = colorize_video(colorizer, clip, resumed, options)
     assert report.resumed_segments == 1
     for (pts_a, a), (pts_b, b) in zip(decoded_frames(clean), decoded_frames(resumed), strict=True):

@@ -255,3 +255,25 @@ def test_config_file_then_flags(tmp_path):
     path.write_text('family = "gan"\nsteps_typo = 3\n')
     with pytest.raises(ColorizerError, match="steps_typo"):
         make_config(path)
+
+
+def test_torchrun_trains_with_ddp_on_two_processes(photo_folder, tmp_path):
+    """Two CPU processes (gloo) under torchrun: DDP joins them, rank 0 alone writes the logs and
+    the checkpoint."""
+    import os
+    import subprocess
+    import sys
+
+    train_dir, val_dir = photo_folder
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    command += ["--standalone", "-m", "colorizer.train", "train", "regression"]
+    command += ["--train", str(train_dir), "--val", str(val_dir), "--out", str(out)]
+    command += ["--steps", "2", "--batch-size", "2", "--crop", "32", "--val-every", "2", "-q"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    checkpoint = read_checkpoint(out / "checkpoint.pt")
+    assert checkpoint["step"] == 2 and checkpoint["info"]["processes"] == 2
+    rows = list(csv.DictReader((out / "train.csv").open()))
+    assert [row["step"] for row in rows] == ["2"]  # one writer, not two

@@ -59,6 +59,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         "grey_skipped": len(photos.grey),
         "unreadable_skipped": len(photos.corrupt),
         "val_crops": 0 if val_rgb is None else len(val_rgb),
+        "processes": world,
     }
     start, seconds = 0, 0.0
     checkpoint = out / CHECKPOINT

@@ -161,6 +161,13 @@ def kill_at_frame_write(patch: pytest.MonkeyPatch, number: int) -> None:
     patch.setattr(video_output.SegmentWriter, "write", killed)
 
 
+def assert_same_frames(clip_a: Path, clip_b: Path) -> None:
+    """Both films decode to the same frames at the same timestamps, bit for bit."""
+    for (pts_a, a), (pts_b, b) in zip(decoded_frames(clip_a), decoded_frames(clip_b), strict=True):
+        assert pts_a == pts_b
+        np.testing.assert_array_equal(a, b)
+
+
 def test_resume_after_kill_matches_an_uninterrupted_run(colorizer, clip, tmp_path, monkeypatch):
     clean = tmp_path / "clean.mp4"
     colorize_video(colorizer, clip, clean, OPTIONS)
@@ -178,9 +185,7 @@ def test_resume_after_kill_matches_an_uninterrupted_run(colorizer, clip, tmp_pat
 
     assert report.resumed_segments == 2
     assert report.colorized == FRAMES - 12
-    for (pts_a, a), (pts_b, b) in zip(decoded_frames(clean), decoded_frames(resumed), strict=True):
-        assert pts_a == pts_b
-        np.testing.assert_array_equal(a, b)
+    assert_same_frames(clean, resumed)
     assert audio_packets(resumed) == audio_packets(clean)
     assert not parts.exists()
 

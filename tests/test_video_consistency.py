@@ -12,6 +12,7 @@ from safetensors.torch import save_file
 from test_video import (  # noqa: F401 - the fixtures clip, colorizer, texture_weights
     FRAMES,
     OPTIONS,
+    assert_same_frames,
     clip,
     colorizer,
     decoded_frames,
@@ -152,9 +153,7 @@ def test_refiner_video_resumes_exactly(colorizer, clip, tmp_path, refiner_weight
             colorize_video(colorizer, clip, resumed, options)
     report = colorize_video(colorizer, clip, resumed, options)
     assert report.resumed_segments == 1
-    for (pts_a, a), (pts_b, b) in zip(decoded_frames(clean), decoded_frames(resumed), strict=True):
-        assert pts_a == pts_b
-        np.testing.assert_array_equal(a, b)
+    assert_same_frames(clean, resumed)
 
 
 def test_progress_callback_counts_every_frame(colorizer, clip, tmp_path):  # noqa: F811 - fixtures from test_video

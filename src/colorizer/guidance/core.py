@@ -228,8 +228,10 @@ def guided_ab(colorizer: Colorizer | None, lightness: np.ndarray, guidance: Guid
         or guidance.propagate
         or (points and not (use_network and colorizer.accepts_hints))
     )
+    # Hints for a network without a hint input correct its automatic colours (see docstring).
+    correcting = use_network and points and not colorizer.accepts_hints and not guidance.propagate
     palette_done = False
-    if use_network and points and not colorizer.accepts_hints and not guidance.propagate:
+    if correcting:
         ab, palette_done = _corrected_by_hints(colorizer, lightness, points, user, palette)
     elif not propagating:
         prediction = network_prediction(colorizer, lightness, points, palette)

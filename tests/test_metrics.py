@@ -303,7 +303,9 @@ def test_ab_bin_index_matches_nearest_bin():
 def test_evaluate_pair_matches_the_individual_metrics(pair):
     pred, truth = pair
     result = metrics.evaluate_pair(pred, truth)
-    assert set(result) == {"psnr", "ssim", "ciede2000", "cf", "cf_truth", "delta_cf", "auc"}
+    assert set(result) == {
+        "psnr", "ssim", "ciede2000", "cf", "cf_truth", "delta_cf", "cast", "auc"
+    }
     assert all(isinstance(value, float) for value in result.values())
     assert result["psnr"] == metrics.psnr(pred, truth)
     assert result["ssim"] == metrics.ssim(pred, truth)
@@ -408,3 +410,15 @@ def test_fid_from_images_with_a_torchscript_extractor(tmp_path):
         metrics.fid_from_images([], images_a, extractor)
     with pytest.raises(FileNotFoundError):
         metrics.load_feature_extractor(tmp_path / "missing.pt")
+
+
+def test_colour_cast_is_the_length_of_the_mean_ab_difference():
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(-40, 40, (8, 8, 3))
+    shifted = truth + np.array([0.0, 3.0, -4.0])  # every pixel pushed by (3, -4) in ab
+    assert metrics.colour_cast(shifted, truth) == pytest.approx(5.0)
+    # Errors that cancel over the photo are not a cast.
+    noisy = truth.copy()
+    noisy[::2, :, 1] += 10
+    noisy[1::2, :, 1] -= 10
+    assert metrics.colour_cast(noisy, truth) == pytest.approx(0.0, abs=1e-12)

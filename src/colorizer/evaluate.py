@@ -24,7 +24,7 @@ from colorizer.errors import ColorizerError
 log = logging.getLogger(__name__)
 
 GREY = "grey"
-COLUMNS = ["psnr", "ssim", "ciede2000", "auc", "auc_rebal", "cf", "delta_cf"]
+COLUMNS = ["psnr", "ssim", "ciede2000", "auc", "auc_rebal", "cf", "delta_cf", "cast"]
 Method = Callable[[imageio.Picture], np.ndarray]
 
 
@@ -117,7 +117,7 @@ def write_contact_sheet(path: Path, outputs: dict[str, np.ndarray], truth: np.nd
 
 def format_table(means: dict[str, dict[str, float]]) -> str:
     header = ["method", "PSNR dB", "SSIM", "dE2000", "AuC %", "AuC rebal %"]
-    header += ["AuC rebal pooled %", "CF", "dCF"]
+    header += ["AuC rebal pooled %", "CF", "dCF", "cast"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for method, m in means.items():
         cells = [
@@ -130,6 +130,7 @@ def format_table(means: dict[str, dict[str, float]]) -> str:
             f"{100 * m['auc_rebal_pooled']:.1f}" if "auc_rebal_pooled" in m else "-",
             f"{m['cf']:.1f}",
             f"{m['delta_cf']:+.1f}",
+            f"{m['cast']:.2f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     truth_cf = next(iter(means.values()))["cf_truth"]

@@ -407,11 +407,18 @@ class PooledAuC:
 # --------------------------------------------------------------------------- all per-pair metrics
 
 
+def colour_cast(pred_lab: np.ndarray, truth_lab: np.ndarray) -> float:
+    """|mean predicted ab - mean true ab| over the image: a tint over the whole photo (Lab units)."""
+    difference = pred_lab[..., 1:].reshape(-1, 2).mean(0) - truth_lab[..., 1:].reshape(-1, 2).mean(0)
+    return float(np.linalg.norm(difference))
+
+
 def evaluate_pair(pred, truth, *, prior=None, pooled: PooledAuC | None = None) -> dict[str, float]:
     """All per-pair metrics of a colorized image ``pred`` against its ground truth ``truth``.
 
     Keys: ``psnr`` (dB), ``ssim``, ``ciede2000`` (mean Delta E00), ``cf`` (colourfulness of pred),
-    ``cf_truth``, ``delta_cf`` (= cf - cf_truth), ``auc`` (raw, 0..1) and, only when ``prior`` is
+    ``cf_truth``, ``delta_cf`` (= cf - cf_truth), ``cast`` (the colour cast: length of mean
+    predicted ab minus mean true ab, Lab units), ``auc`` (raw, 0..1) and, only when ``prior`` is
     given, ``auc_rebal`` (class-rebalanced, 0..1). The Lab conversion is shared between metrics.
     """
     pred, truth = _as_pair(pred, truth)
@@ -425,6 +432,7 @@ def evaluate_pair(pred, truth, *, prior=None, pooled: PooledAuC | None = None) -
         "cf": cf,
         "cf_truth": cf_truth,
         "delta_cf": cf - cf_truth,
+        "cast": colour_cast(pred_lab, truth_lab),
         "auc": float(cmf(errors).mean()),
     }
     if prior is not None:

@@ -6,7 +6,9 @@ The Caffe reader (``colorizer.models.caffe``) is imported on demand by the regis
 from colorizer.models import (
     colornet,
     colornet_hints,
+    colornet_v2,
     eccv16,
+    efficientnet_lite,
     pix2pix,
     refiner,
     regression,
@@ -17,7 +19,9 @@ from colorizer.models import (
 __all__ = [
     "colornet",
     "colornet_hints",
+    "colornet_v2",
     "eccv16",
+    "efficientnet_lite",
     "pix2pix",
     "refiner",
     "regression",

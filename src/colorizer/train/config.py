@@ -39,6 +39,9 @@ class TrainConfig:
     rebalance_lambda: float = 0.5
     rebalance_sigma: float = 5.0
     published_prior: str | None = None  # e.g. prior_probs.npy, only compared against in the log
+    ab_l1_weight: float = 0.0  # > 0: add this x L1 on the decoded ab (/ 110) to the cross-entropy
+    # pretrained encoders (colornet-v2): the encoder's learning rate relative to the decoder's
+    encoder_lr_scale: float = 1.0
     # hints: start from these weights (default: the shipped colornet-v1), missing keys zero
     init: str | None = None
     # gan

@@ -61,13 +61,29 @@ class Family:
                 f"crop {config.crop} is not a multiple of {multiple}, which {self.arch} needs "
                 f"(try --crop {math.ceil(config.crop / multiple) * multiple})"
             )
+        if hasattr(self.net, "load_pretrained_encoder"):
+            self.net.load_pretrained_encoder()  # a resumed run overwrites it from its checkpoint
         self.modules: dict[str, nn.Module] = {"net": self.net}
         self.optimizers: dict[str, torch.optim.Optimizer] = {"net": self.adam(self.net)}
         self.extra: dict[str, torch.Tensor] = {}  # checkpointed family state, e.g. the prior
 
     def adam(self, module: nn.Module) -> torch.optim.Optimizer:
-        trainable = [p for p in module.parameters() if p.requires_grad]
-        return torch.optim.Adam(trainable, lr=self.lr, betas=self.betas)
+        """Adam over the trainable parameters; a pretrained ``encoder`` gets its own group at
+        ``encoder_lr_scale`` x the learning rate (the loop scales each group by its lr_scale)."""
+        encoder = getattr(module, "encoder", None)
+        own = {id(p) for p in encoder.parameters()} if encoder is not None else set()
+        groups = [
+            {"params": [p for p in module.parameters() if id(p) not in own], "lr_scale": 1.0},
+            {
+                "params": [p for p in module.parameters() if id(p) in own],
+                "lr_scale": self.config.encoder_lr_scale,
+            },
+        ]
+        groups = [
+            {**g, "params": [p for p in g["params"] if p.requires_grad]} for g in groups
+        ]
+        groups = [g for g in groups if g["params"]]
+        return torch.optim.Adam(groups, lr=self.lr, betas=self.betas)
 
     def autocast(self):
         return torch.autocast("cuda", torch.bfloat16, enabled=self.amp)
@@ -151,8 +167,15 @@ class Classification(Family):
         weight = self.extra["weights"].to(self.device)[target.argmax(dim=1)]  # nearest bin's
         cross_entropy = -(target * F.log_softmax(logits, dim=1)).sum(dim=1)
         loss = (weight * cross_entropy).mean()
+        losses = {"ce": loss.item()}
+        if self.config.ab_l1_weight > 0:
+            true_ab = batch.ab[..., ::stride, ::stride]
+            decoded = color.annealed_mean(logits, self.bins, self.net.temperature)
+            l1 = (decoded - true_ab).abs().mean() / AB_SCALE
+            loss = loss + self.config.ab_l1_weight * l1
+            losses["l1"] = l1.item()
         descend(self.optimizers["net"], loss)
-        return {"ce": loss.item()}
+        return losses
 
 
 def fix_eccv16_decoder(net: nn.Module) -> None:

@@ -92,7 +92,7 @@ def _run(family, config, photos, val_rgb, start, seconds, info, world, progress)
         lr = family.lr * lr_factor(step, config.steps, config.warmup)
         for optimizer in family.optimizers.values():
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
         generator = data.batch_generator(config.seed, step, rank)
         rgb = data.random_crops(photos, config.batch_size, config.crop, generator, family.device)
         meter.add(family.step(data.make_batch(rgb)))

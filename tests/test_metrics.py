@@ -303,9 +303,7 @@ def test_ab_bin_index_matches_nearest_bin():
 def test_evaluate_pair_matches_the_individual_metrics(pair):
     pred, truth = pair
     result = metrics.evaluate_pair(pred, truth)
-    assert set(result) == {
-        "psnr", "ssim", "ciede2000", "cf", "cf_truth", "delta_cf", "cast", "auc"
-    }
+    assert set(result) == {"psnr", "ssim", "ciede2000", "cf", "cf_truth", "delta_cf", "cast", "auc"}
     assert all(isinstance(value, float) for value in result.values())
     assert result["psnr"] == metrics.psnr(pred, truth)
     assert result["ssim"] == metrics.ssim(pred, truth)

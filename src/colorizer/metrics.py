@@ -408,8 +408,9 @@ class PooledAuC:
 
 
 def colour_cast(pred_lab: np.ndarray, truth_lab: np.ndarray) -> float:
-    """|mean predicted ab - mean true ab| over the image: a tint over the whole photo (Lab units)."""
-    difference = pred_lab[..., 1:].reshape(-1, 2).mean(0) - truth_lab[..., 1:].reshape(-1, 2).mean(0)
+    """|mean predicted ab - mean true ab| over the image: a tint of the whole photo (Lab units)."""
+    mean_ab = [lab[..., 1:].reshape(-1, 2).mean(axis=0) for lab in (pred_lab, truth_lab)]
+    difference = mean_ab[0] - mean_ab[1]
     return float(np.linalg.norm(difference))
 
 

@@ -79,9 +79,7 @@ class Family:
                 "lr_scale": self.config.encoder_lr_scale,
             },
         ]
-        groups = [
-            {**g, "params": [p for p in g["params"] if p.requires_grad]} for g in groups
-        ]
+        groups = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in groups]
         groups = [g for g in groups if g["params"]]
         return torch.optim.Adam(groups, lr=self.lr, betas=self.betas)
 

@@ -69,7 +69,7 @@ def grey_photo(height: int, width: int) -> np.ndarray:
 
 
 def random_eccv16_weights(directory: Path) -> Path:
-    from colorizer.registry import create_model
+    from colorizer.weights import create_model
 
     torch.manual_seed(0)
     path = directory / "eccv16-random.pth"
@@ -176,7 +176,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
 
     from colorizer import Colorizer
-    from colorizer.registry import create_model
+    from colorizer.weights import create_model
 
     with tempfile.TemporaryDirectory() as tmp:
         weights = random_eccv16_weights(Path(tmp))

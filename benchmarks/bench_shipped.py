@@ -18,7 +18,7 @@ import torch
 from bench_image import best_times, grey_photo, random_eccv16_weights
 
 from colorizer import Colorizer
-from colorizer.registry import create_model
+from colorizer.weights import create_model
 
 TARGET_MS = 150.0
 

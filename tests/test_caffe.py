@@ -31,7 +31,7 @@ from colorizer.models.caffe import (
     eccv16_state_dict_from_caffemodel,
     read_caffemodel_blobs,
 )
-from colorizer.registry import create_model
+from colorizer.weights import create_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 ECCV16_DATA = SHARED / "data" / "eccv16"

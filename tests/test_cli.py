@@ -100,7 +100,7 @@ def test_models_lists_the_registry(capsys, monkeypatch, tmp_path):
 
 
 def test_pull_without_network_explains(capsys, monkeypatch, tmp_path):
-    from colorizer import registry
+    from colorizer import registry, weights  # noqa: F401  (weights fills the registry)
 
     monkeypatch.setenv("COLORIZER_HOME", str(tmp_path))
     spec = registry.MODELS["eccv16"]

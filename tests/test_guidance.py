@@ -306,7 +306,7 @@ def test_suggest_colors(default, echo):
 
 
 def test_hint_model_starts_as_colornet_v1():
-    from colorizer.registry import create_model, ensure_weights
+    from colorizer.weights import create_model, ensure_weights
 
     base = create_model("colornet", ensure_weights("colornet-v1"))
     hinted = create_model("colornet-hints")

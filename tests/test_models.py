@@ -20,7 +20,8 @@ from colorizer.color import ab_bins
 from colorizer.errors import WeightsError
 from colorizer.models.eccv16 import ECCV16
 from colorizer.models.siggraph17 import SIGGRAPH17
-from colorizer.registry import ARCHITECTURES, create_model
+from colorizer.registry import ARCHITECTURES
+from colorizer.weights import create_model
 
 JSON_PATH = Path(__file__).resolve().parents[2] / "shared" / "docs" / "official_state_dicts.json"
 ARCHS = ["eccv16", "siggraph17"]

@@ -14,7 +14,7 @@ import platformdirs
 import pytest
 import torch
 
-from colorizer import registry
+from colorizer import registry, weights
 from colorizer.errors import DownloadError, WeightsError
 from colorizer.registry import ModelSpec
 
@@ -130,7 +130,7 @@ def assert_hand_placement_hint(message: str, spec: ModelSpec):
         spec.url,
         spec.sha256,
         str(spec.size_bytes),
-        str(registry.cached_path(spec)),
+        str(weights.cached_path(spec)),
         f"colorize models pull {spec.name}",
         "--weights PATH",
     ):
@@ -144,15 +144,15 @@ def test_colorizer_home_is_honoured(monkeypatch, tmp_path, server):
     custom = tmp_path / "elsewhere"
     monkeypatch.setenv("COLORIZER_HOME", str(custom))
     spec = served(monkeypatch, server)
-    assert registry.cache_dir() == custom
-    assert registry.cached_path(spec) == custom / "models" / spec.filename
-    assert registry.pull("tiny", progress=False) == custom / "models" / spec.filename
+    assert weights.cache_dir() == custom
+    assert weights.cached_path(spec) == custom / "models" / spec.filename
+    assert weights.pull("tiny", progress=False) == custom / "models" / spec.filename
     assert (custom / "models" / spec.filename).read_bytes() == PAYLOAD
 
 
 def test_cache_dir_defaults_to_platform_cache(monkeypatch):
     monkeypatch.delenv("COLORIZER_HOME")
-    assert registry.cache_dir() == Path(platformdirs.user_cache_dir("colorizer"))
+    assert weights.cache_dir() == Path(platformdirs.user_cache_dir("colorizer"))
 
 
 # ----------------------------------------------------------------------------- pull
@@ -160,10 +160,10 @@ def test_cache_dir_defaults_to_platform_cache(monkeypatch):
 
 def test_pull_downloads_verifies_and_is_quiet_without_progress(monkeypatch, server, home, capsys):
     spec = served(monkeypatch, server)
-    path = registry.pull("tiny", progress=False)
+    path = weights.pull("tiny", progress=False)
     assert path == home / "models" / spec.filename
     assert path.read_bytes() == PAYLOAD
-    registry.verify_file(path, spec)
+    weights.verify_file(path, spec)
     assert cache_entries(home) == [spec.filename]  # no temp file left over
     assert server.requests == ["/files/tiny.pth"]
     assert capsys.readouterr().err == ""
@@ -171,7 +171,7 @@ def test_pull_downloads_verifies_and_is_quiet_without_progress(monkeypatch, serv
 
 def test_pull_shows_progress_on_stderr(monkeypatch, server, capsys):
     spec = served(monkeypatch, server)
-    registry.pull("tiny", progress=True)
+    weights.pull("tiny", progress=True)
     captured = capsys.readouterr()
     assert spec.filename in captured.err
     assert captured.out == ""
@@ -179,16 +179,16 @@ def test_pull_shows_progress_on_stderr(monkeypatch, server, capsys):
 
 def test_cache_hit_makes_no_request(monkeypatch, server, home):
     served(monkeypatch, server)
-    first = registry.pull("tiny", progress=False)
-    second = registry.pull("tiny", progress=False)
-    assert first == second == registry.ensure_weights("tiny")
+    first = weights.pull("tiny", progress=False)
+    second = weights.pull("tiny", progress=False)
+    assert first == second == weights.ensure_weights("tiny")
     assert len(server.requests) == 1
 
 
 def test_force_downloads_again(monkeypatch, server):
     served(monkeypatch, server)
-    registry.pull("tiny", progress=False)
-    registry.pull("tiny", progress=False, force=True)
+    weights.pull("tiny", progress=False)
+    weights.pull("tiny", progress=False, force=True)
     assert len(server.requests) == 2
 
 
@@ -201,13 +201,13 @@ def test_force_downloads_again(monkeypatch, server):
 )
 def test_corrupt_cached_file_is_detected_and_replaced(monkeypatch, server, home, caplog, damage):
     spec = served(monkeypatch, server)
-    path = registry.cached_path(spec)
+    path = weights.cached_path(spec)
     path.parent.mkdir(parents=True)
     path.write_bytes(damage(PAYLOAD))
     with pytest.raises(WeightsError, match=re.escape(str(path))):
-        registry.ensure_weights("tiny")
-    with caplog.at_level(logging.WARNING, logger="colorizer.registry"):
-        assert registry.pull("tiny", progress=False) == path
+        weights.ensure_weights("tiny")
+    with caplog.at_level(logging.WARNING, logger="colorizer.weights"):
+        assert weights.pull("tiny", progress=False) == path
     assert "downloading it again" in caplog.text and str(path) in caplog.text
     assert path.read_bytes() == PAYLOAD
     assert len(server.requests) == 1
@@ -218,7 +218,7 @@ def test_wrong_sha256_on_server_leaves_nothing(monkeypatch, server, home):
     bad = b"Y" * len(PAYLOAD)  # right size, wrong content
     spec = served(monkeypatch, server, body=bad)
     with pytest.raises(DownloadError) as info:
-        registry.pull("tiny", progress=False)
+        weights.pull("tiny", progress=False)
     message = str(info.value)
     assert "sha256 mismatch" in message
     assert spec.sha256 in message and sha(bad) in message
@@ -228,7 +228,7 @@ def test_wrong_sha256_on_server_leaves_nothing(monkeypatch, server, home):
 def test_wrong_size_on_server_leaves_nothing(monkeypatch, server, home):
     spec = served(monkeypatch, server, body=PAYLOAD + b"extra")
     with pytest.raises(DownloadError, match="wrong size") as info:
-        registry.pull("tiny", progress=False)
+        weights.pull("tiny", progress=False)
     assert spec.sha256 in str(info.value)
     assert cache_entries(home) == []
 
@@ -236,15 +236,15 @@ def test_wrong_size_on_server_leaves_nothing(monkeypatch, server, home):
 def test_connection_dropped_mid_body_leaves_nothing(monkeypatch, server, home):
     served(monkeypatch, server, behaviour="truncate")
     with pytest.raises(DownloadError, match="connection closed after"):
-        registry.pull("tiny", progress=False)
+        weights.pull("tiny", progress=False)
     assert cache_entries(home) == []
 
 
 def test_stalled_server_times_out_and_leaves_nothing(monkeypatch, server, home):
-    monkeypatch.setattr(registry, "DOWNLOAD_TIMEOUT", 0.3)
+    monkeypatch.setattr(weights, "DOWNLOAD_TIMEOUT", 0.3)
     served(monkeypatch, server, behaviour="stall")
     with pytest.raises(DownloadError, match="timed out"):
-        registry.pull("tiny", progress=False)
+        weights.pull("tiny", progress=False)
     assert cache_entries(home) == []
 
 
@@ -261,18 +261,18 @@ def test_keyboard_interrupt_mid_download_leaves_nothing(monkeypatch, server, hom
         def update(self, n):
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(registry, "_progress_bar", lambda *args: InterruptingBar())
+    monkeypatch.setattr(weights, "_progress_bar", lambda *args: InterruptingBar())
     with pytest.raises(KeyboardInterrupt):
-        registry.pull("tiny", progress=False)
+        weights.pull("tiny", progress=False)
     assert cache_entries(home) == []
 
 
 def test_interrupted_forced_download_keeps_good_cached_file(monkeypatch, server, home):
     spec = served(monkeypatch, server)
-    path = registry.pull("tiny", progress=False)
+    path = weights.pull("tiny", progress=False)
     server.routes["/files/tiny.pth"] = ("truncate", PAYLOAD)
     with pytest.raises(DownloadError):
-        registry.pull("tiny", progress=False, force=True)
+        weights.pull("tiny", progress=False, force=True)
     assert path.read_bytes() == PAYLOAD
     assert cache_entries(home) == [spec.filename]
 
@@ -280,7 +280,7 @@ def test_interrupted_forced_download_keeps_good_cached_file(monkeypatch, server,
 def test_404_explains_how_to_place_the_file_by_hand(monkeypatch, server, home):
     spec = register(monkeypatch, url=server.url("/gone.pth"))
     with pytest.raises(DownloadError) as info:
-        registry.pull("tiny", progress=False)
+        weights.pull("tiny", progress=False)
     message = str(info.value)
     assert "HTTP 404" in message
     assert_hand_placement_hint(message, spec)
@@ -293,7 +293,7 @@ def test_unreachable_host_is_a_download_error(monkeypatch, home):
         port = s.getsockname()[1]
     spec = register(monkeypatch, url=f"http://127.0.0.1:{port}/w.pth")
     with pytest.raises(DownloadError) as info:
-        registry.pull("tiny", progress=False)
+        weights.pull("tiny", progress=False)
     assert_hand_placement_hint(str(info.value), spec)
     assert cache_entries(home) == []
 
@@ -301,18 +301,18 @@ def test_unreachable_host_is_a_download_error(monkeypatch, home):
 def test_model_without_url_must_be_placed_by_hand(monkeypatch):
     spec = register(monkeypatch, url=None)
     with pytest.raises(DownloadError, match="no download URL") as info:
-        registry.pull("tiny", progress=False)
-    assert str(registry.cached_path(spec)) in str(info.value)
+        weights.pull("tiny", progress=False)
+    assert str(weights.cached_path(spec)) in str(info.value)
 
 
 def test_packaged_model_is_never_downloaded(monkeypatch, server, tmp_path):
     data_dir = tmp_path / "pkgdata"
     data_dir.mkdir()
-    monkeypatch.setattr(registry, "_package_data_dir", lambda: data_dir)
+    monkeypatch.setattr(weights, "_package_data_dir", lambda: data_dir)
     spec = served(monkeypatch, server, packaged=True)
     (data_dir / spec.filename).write_bytes(PAYLOAD)
-    assert registry.pull("tiny", progress=False, force=True) == data_dir / spec.filename
-    assert registry.ensure_weights("tiny") == data_dir / spec.filename
+    assert weights.pull("tiny", progress=False, force=True) == data_dir / spec.filename
+    assert weights.ensure_weights("tiny") == data_dir / spec.filename
     assert server.requests == []
 
 
@@ -322,7 +322,7 @@ def test_packaged_model_is_never_downloaded(monkeypatch, server, tmp_path):
 def test_ensure_weights_missing_gives_hand_placement_instructions(monkeypatch, server):
     spec = served(monkeypatch, server)
     with pytest.raises(WeightsError) as info:
-        registry.ensure_weights("tiny")
+        weights.ensure_weights("tiny")
     assert not isinstance(info.value, DownloadError)
     assert_hand_placement_hint(str(info.value), spec)
     assert server.requests == []
@@ -331,17 +331,17 @@ def test_ensure_weights_missing_gives_hand_placement_instructions(monkeypatch, s
 def test_ensure_weights_missing_for_a_published_model():
     spec = registry.model_spec("eccv16")
     with pytest.raises(WeightsError) as info:
-        registry.ensure_weights("eccv16")
+        weights.ensure_weights("eccv16")
     assert_hand_placement_hint(str(info.value), spec)
 
 
 def test_ensure_weights_reverifies_each_time(monkeypatch, server):
     spec = served(monkeypatch, server)
-    path = registry.pull("tiny", progress=False)
-    assert registry.ensure_weights("tiny") == path
+    path = weights.pull("tiny", progress=False)
+    assert weights.ensure_weights("tiny") == path
     path.write_bytes(b"Z" + PAYLOAD[1:])
     with pytest.raises(WeightsError) as info:
-        registry.ensure_weights("tiny")
+        weights.ensure_weights("tiny")
     message = str(info.value)
     assert str(path) in message and spec.sha256 in message and sha(path.read_bytes()) in message
 
@@ -351,20 +351,20 @@ def test_verify_file_reports_expected_and_actual(tmp_path, monkeypatch):
     f = tmp_path / "w.bin"
     f.write_bytes(b"abcd")
     with pytest.raises(WeightsError, match=rf"{re.escape(str(f))}.*expected 3 bytes, actual 4"):
-        registry.verify_file(f, spec)
+        weights.verify_file(f, spec)
     f.write_bytes(b"abd")
     with pytest.raises(WeightsError) as info:
-        registry.verify_file(f, spec)
+        weights.verify_file(f, spec)
     assert str(f) in str(info.value)
     assert sha(b"abc") in str(info.value) and sha(b"abd") in str(info.value)
     f.write_bytes(b"abc")
-    registry.verify_file(f, spec)
+    weights.verify_file(f, spec)
 
 
 # ----------------------------------------------------------------------------- names, table
 
 
-@pytest.mark.parametrize("call", [registry.pull, registry.ensure_weights, registry.model_spec])
+@pytest.mark.parametrize("call", [weights.pull, weights.ensure_weights, registry.model_spec])
 def test_unknown_model_lists_known_names(call):
     with pytest.raises(WeightsError, match="unknown model 'nope'") as info:
         call("nope")
@@ -374,28 +374,28 @@ def test_unknown_model_lists_known_names(call):
 
 def test_model_table_statuses(monkeypatch, tmp_path):
     data_dir = tmp_path / "pkgdata"
-    monkeypatch.setattr(registry, "_package_data_dir", lambda: data_dir)
+    monkeypatch.setattr(weights, "_package_data_dir", lambda: data_dir)
     monkeypatch.setattr(registry, "MODELS", {})
     register(monkeypatch, "shipped", packaged=True)
     cached = register(monkeypatch, "cached")
     register(monkeypatch, "absent")
     corrupt = register(monkeypatch, "corrupt")
     for spec, data in ((cached, PAYLOAD), (corrupt, PAYLOAD[:100])):
-        registry.cached_path(spec).parent.mkdir(parents=True, exist_ok=True)
-        registry.cached_path(spec).write_bytes(data)
-    rows = {row["name"]: row for row in registry.model_table()}
+        weights.cached_path(spec).parent.mkdir(parents=True, exist_ok=True)
+        weights.cached_path(spec).write_bytes(data)
+    rows = {row["name"]: row for row in weights.model_table()}
     assert {name: row["status"] for name, row in rows.items()} == {
         "shipped": "packaged",
         "cached": "cached",
         "absent": "not downloaded",
         "corrupt": "corrupt",
     }
-    assert rows["cached"]["path"] == str(registry.cached_path(cached))
+    assert rows["cached"]["path"] == str(weights.cached_path(cached))
     assert set(rows["cached"]) >= {"name", "description", "arch", "size", "license", "status"}
 
 
 def test_model_table_for_the_real_registry():
-    rows = {row["name"]: row for row in registry.model_table()}
+    rows = {row["name"]: row for row in weights.model_table()}
     assert set(rows) == set(registry.MODELS)
     assert rows["eccv16"]["size"] == "123.0 MiB"
     assert rows["eccv16"]["license"] == "BSD-2-Clause"
@@ -418,7 +418,7 @@ def test_published_specs_are_complete():
     [(None, "?"), (0, "0 B"), (1023, "1023 B"), (1536, "1.5 KiB"), (128_976_165, "123.0 MiB")],
 )
 def test_human_size(n, text):
-    assert registry.human_size(n) == text
+    assert weights.human_size(n) == text
 
 
 # ----------------------------------------------------------------------------- weight loading
@@ -437,13 +437,13 @@ def assert_same_state(a: dict, b: dict):
 def test_load_pth(tmp_path):
     path = tmp_path / "w.pth"
     torch.save(small_state(), path)
-    assert_same_state(registry.load_state_dict_file(path, "eccv16"), small_state())
+    assert_same_state(weights.load_state_dict_file(path, "eccv16"), small_state())
 
 
 def test_load_training_checkpoint_unwraps_model(tmp_path):
     path = tmp_path / "ckpt.pt"
     torch.save({"model": small_state(), "epoch": 3}, path)
-    assert_same_state(registry.load_state_dict_file(path, "eccv16"), small_state())
+    assert_same_state(weights.load_state_dict_file(path, "eccv16"), small_state())
 
 
 def test_load_safetensors(tmp_path):
@@ -451,7 +451,7 @@ def test_load_safetensors(tmp_path):
 
     path = tmp_path / "w.safetensors"
     save_file(small_state(), str(path))
-    assert_same_state(registry.load_state_dict_file(path, "eccv16"), small_state())
+    assert_same_state(weights.load_state_dict_file(path, "eccv16"), small_state())
 
 
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
@@ -459,16 +459,16 @@ def test_load_garbage_names_the_file(tmp_path, suffix):
     path = tmp_path / f"garbage{suffix}"
     path.write_bytes(b"this is not a weights file" * 10)
     with pytest.raises(WeightsError, match=re.escape(str(path))):
-        registry.load_state_dict_file(path, "eccv16")
+        weights.load_state_dict_file(path, "eccv16")
 
 
 def test_load_non_state_dict_is_rejected(tmp_path):
     path = tmp_path / "tensor.pth"
     torch.save(torch.zeros(3), path)
     with pytest.raises(WeightsError, match="does not contain a state dict"):
-        registry.load_state_dict_file(path, "eccv16")
+        weights.load_state_dict_file(path, "eccv16")
 
 
 def test_load_missing_file(tmp_path):
     with pytest.raises(WeightsError, match="not found"):
-        registry.load_state_dict_file(tmp_path / "nope.pth", "eccv16")
+        weights.load_state_dict_file(tmp_path / "nope.pth", "eccv16")

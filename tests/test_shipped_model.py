@@ -7,7 +7,7 @@ import pytest
 from conftest import shared_path
 from skimage import color as skcolor
 
-from colorizer import Colorizer, evaluate, registry
+from colorizer import Colorizer, evaluate, weights
 from colorizer.cli import main
 from colorizer.pipeline import DEFAULT_MODEL
 from colorizer.train.export import read_metadata
@@ -42,9 +42,9 @@ def street_scene(height: int = 96, width: int = 128) -> np.ndarray:
 
 
 def test_default_is_the_packaged_model(shipped):
-    spec = registry.model_spec(DEFAULT_MODEL)
+    spec = weights.model_spec(DEFAULT_MODEL)
     assert spec.packaged and spec.size_bytes <= 25 * 2**20
-    path = registry.ensure_weights(DEFAULT_MODEL)  # verifies size and full sha256
+    path = weights.ensure_weights(DEFAULT_MODEL)  # verifies size and full sha256
     assert path.parent.name == "data" and path.stat().st_size == spec.size_bytes
     assert read_metadata(path)["arch"] == spec.arch == shipped.arch
     card = path.with_suffix(".md").read_text()

@@ -13,12 +13,12 @@ import torch
 from PIL import Image
 
 from colorizer.errors import ColorizerError
-from colorizer.registry import create_model
 from colorizer.train import data, families
 from colorizer.train.__main__ import main
 from colorizer.train.config import make_config
 from colorizer.train.export import export, load_exported, read_metadata
 from colorizer.train.loop import read_checkpoint, train
+from colorizer.weights import create_model
 
 
 def colour_blocks(seed: int, height: int = 48, width: int = 64) -> np.ndarray:

@@ -1,8 +1,7 @@
 """colorizer: bring colour to black-and-white photographs and films."""
 
 from colorizer.errors import ColorizerError, DownloadError, ImageReadError, WeightsError
-
-__version__ = "0.1.0"
+from colorizer.version import __version__
 
 __all__ = [
     "Colorizer",

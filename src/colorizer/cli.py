@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,11 +11,11 @@ from pathlib import Path
 from colorizer.errors import ColorizerError
 from colorizer.guidance.cli import add_eval_arguments as add_guidance_eval_arguments
 from colorizer.guidance.cli import add_image_arguments as add_guidance_arguments
+from colorizer.options import add_device_option, add_model_options, run_command
 from colorizer.server.cli import add_server_parsers
 from colorizer.train.cli import add_train_parser
 from colorizer.video.cli import add_video_eval_arguments, add_video_parser
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif"}
 OUTPUT_SUFFIX_MARK = "_colorized"
 
 
@@ -57,6 +56,8 @@ def find_inputs(patterns: list[str], recursive: bool) -> tuple[list[tuple[Path, 
 
 
 def _is_image_input(path: Path) -> bool:
+    from colorizer.imageio import IMAGE_SUFFIXES  # lazily: `colorize --help` stays quick
+
     # Our own earlier outputs sit beside the inputs: never colorize them again.
     return (
         path.is_file()
@@ -137,22 +138,22 @@ def cmd_image(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from colorizer import registry
+    from colorizer import weights
 
     if args.action == "pull":
         if not args.name:
             print("usage: colorize models pull NAME", file=sys.stderr)
             return 2
-        path = registry.pull(args.name, progress=not args.quiet, force=args.force)
+        path = weights.pull(args.name, progress=not args.quiet, force=args.force)
         print(path)
         return 0
-    rows = registry.model_table()
+    rows = weights.model_table()
     columns = ["name", "description", "size", "license", "status"]
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
     print("  ".join(c.upper().ljust(widths[c]) for c in columns))
     for row in rows:
         print("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
-    print(f"\ncache: {registry.cache_dir() / 'models'}  (set COLORIZER_HOME to move it)")
+    print(f"\ncache: {weights.cache_dir() / 'models'}  (set COLORIZER_HOME to move it)")
     return 0
 
 
@@ -211,12 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", help="write DIR/NAME.png instead of NAME_colorized.png beside the input"
     )
     image.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
-    image.add_argument(
-        "--model", help="registered model name (see `colorize models`; default: colornet-v1)"
-    )
-    image.add_argument("--weights", help="run --model's architecture from this local weights file")
-    image.add_argument("--size", type=int, help="side of the square the network sees")
-    image.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    add_model_options(image)
+    add_device_option(image)
     image.add_argument("--format", default="png", help="output format: png (default), jpg, tif")
     image.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
     image.add_argument(
@@ -235,13 +232,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Turn each colour photo grey, colorize it, and compare with the original.",
     )
     evaluation.add_argument("data", help="folder of colour photos (searched recursively)")
-    evaluation.add_argument("--model", help="registered model or architecture to evaluate")
-    evaluation.add_argument("--weights", help="local weights for --model")
+    add_model_options(
+        evaluation,
+        model="registered model or architecture to evaluate",
+        weights="local weights for --model",
+        size=None,
+    )
     evaluation.add_argument(
         "--compare", nargs="+", metavar="MODEL[=WEIGHTS]", help="more models, side by side"
     )
     evaluation.add_argument("--size", type=int, help="side of the square the networks see")
-    evaluation.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    add_device_option(evaluation)
     evaluation.add_argument("--prior", help="313-bin prior (.npy) for the rebalanced AuC")
     evaluation.add_argument("--csv", help="write per-image metrics to this CSV file")
     evaluation.add_argument("--sheet", help="write contact sheets (grey | models | truth) here")
@@ -265,26 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from colorizer import __version__
+    from colorizer.version import __version__
 
     return f"colorize {__version__}"
 
 
 def main(argv: list[str] | None = None) -> int:
     return run_command(build_parser().parse_args(argv))
-
-
-def run_command(args: argparse.Namespace) -> int:
-    """Run a parsed command; our errors become one readable line and exit code 1."""
-    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
-    try:
-        return args.run(args)
-    except ColorizerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":

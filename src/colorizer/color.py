@@ -57,6 +57,8 @@ AB_BIN_COLUMNS = {
     90: (-110, 70),
     100: (-90, 0),
 }
+# |ab| of sRGB colours stays below ~110: networks and hint planes carry ab / AB_SCALE.
+AB_SCALE = 110.0
 # ECCV16's annealed-mean temperature (the Caffe release scales logits by 2.606 = 1 / 0.38375).
 DEFAULT_TEMPERATURE = 0.38
 
@@ -264,6 +266,28 @@ def lab_to_rgb_image(lab: np.ndarray) -> np.ndarray:
     """H x W x 3 float32 Lab -> H x W x 3 float32 sRGB clipped to [0, 1]."""
     rgb = cv2.cvtColor(np.ascontiguousarray(lab, dtype=np.float32), cv2.COLOR_Lab2RGB)
     return np.clip(rgb, 0.0, 1.0, out=rgb)
+
+
+def is_grey(rgb: np.ndarray) -> bool:
+    """Whether an H x W x 3 image has R = G = B everywhere (``lightness_image``'s fast path)."""
+    return bool(
+        np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])
+    )
+
+
+def resize_plane(plane: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize an H x W (x C) float32 map: area averaging when shrinking (no aliasing from a
+    12 MP photo), else bilinear with half-pixel centres as the published models upsample ab.
+    """
+    shrinking = height <= plane.shape[0] and width <= plane.shape[1]
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(plane, (width, height), interpolation=interpolation)
+
+
+def compose(lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    """Full-resolution L* (H x W) + network ab (h x w x 2) -> H x W x 3 sRGB in [0, 1]."""
+    ab = resize_plane(ab, *lightness.shape)
+    return lab_to_rgb_image(cv2.merge([lightness, ab]))
 
 
 def lightness_image(rgb: np.ndarray, grey: bool = False) -> np.ndarray:

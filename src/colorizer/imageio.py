@@ -45,6 +45,9 @@ _WRITE_FORMATS = {
     ".bmp": "BMP",
 }
 WRITE_SUFFIXES = tuple(_WRITE_FORMATS)
+# The one list of photo suffixes that commands pick out of folders (``colorize image DIR``).
+# GIF is read (its first frame) like any photo; training leaves it out (``train.data``).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif"})
 _ALPHA_FORMATS = {"PNG", "TIFF", "WEBP"}
 _DEEP_FORMATS = {"PNG", "TIFF"}
 

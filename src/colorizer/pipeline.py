@@ -4,23 +4,32 @@ A photo goes through: read (any kind, EXIF upright) -> L* at full resolution -> 
 the network's square input -> ab from the network -> ab resized back to full resolution ->
 full-resolution L* + ab -> sRGB. The network never touches L*, so the output keeps the input's
 luminance and resolution; alpha is carried through untouched.
+
+``Colorizer.predict_planes`` is the one seam to the network: L* planes of any size in, ab on
+the network's square grid out, the size chosen per call. Everything that runs a model (this
+module, ``colorizer.guidance``, ``colorizer.video``, the server) goes through it.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
 import torch
 
 from colorizer import color, imageio
+from colorizer.color import compose, resize_plane
 from colorizer.errors import ColorizerError
-from colorizer.guidance import Guidance
-from colorizer.registry import MODELS, architecture, create_model, ensure_weights, model_spec
+from colorizer.weights import MODELS, architecture, create_model, ensure_weights, model_spec
+
+if TYPE_CHECKING:
+    from colorizer.guidance import Guidance
+
+__all__ = ["DEFAULT_MODEL", "Colorizer", "compose", "resize_plane", "resolve_device"]
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +81,11 @@ class Colorizer:
         self.weights = Path(weights) if weights is not None else ensure_weights(model)
         self.device = resolve_device(device)
         self.net = create_model(self.arch, self.weights).to(self.device)
-        self.size = self._check_size(size or (spec.input_size if spec else 256))
+        self.size = self.check_size(size or (spec.input_size if spec else 256))
         self.max_pixels = max_pixels
 
-    def _check_size(self, size: int) -> int:
+    def check_size(self, size: int) -> int:
+        """``size`` if the network can run at that side, else a ``ColorizerError``."""
         multiple = getattr(self.net, "input_multiple", 1)
         if size < multiple or size % multiple:
             raise ColorizerError(
@@ -84,29 +94,45 @@ class Colorizer:
             )
         return size
 
+    def with_size(self, size: int) -> Colorizer:
+        """This colorizer at another network side: a shallow copy sharing the loaded network
+        (for callers that hand a colorizer on, such as a video job; one call can instead pass
+        ``size=`` to ``colorize``)."""
+        variant = copy.copy(self)
+        variant.size = self.check_size(size)
+        return variant
+
     def __repr__(self) -> str:
         return f"Colorizer({self.name!r}, size={self.size}, device='{self.device}')"
 
     # -- public API ---------------------------------------------------------------------------
 
-    def colorize(self, image: Any, guidance: Guidance | None = None) -> Any:
+    def colorize(
+        self, image: Any, guidance: Guidance | None = None, *, size: int | None = None
+    ) -> Any:
         """Colorize one image: a path, PIL image or numpy array; returns the same kind.
 
         Arrays keep their dtype (uint8, uint16, float) and alpha; a path gives a PIL image.
         ``guidance`` (``colorizer.guidance.Guidance``): point hints, global hints, scribbles,
-        a reference photo or propagation, see ``docs/guidance.md``.
+        a reference photo or propagation, see ``docs/guidance.md``. ``size``: the network's
+        side for this call (default ``self.size``).
         """
-        return self.colorize_batch([image], guidance=guidance)[0]
+        return self.colorize_batch([image], guidance=guidance, size=size)[0]
 
     def colorize_batch(
-        self, images: Sequence[Any], batch_size: int = 8, guidance: Guidance | None = None
+        self,
+        images: Sequence[Any],
+        batch_size: int = 8,
+        guidance: Guidance | None = None,
+        *,
+        size: int | None = None,
     ) -> list[Any]:
         """Colorize several images; the result equals calling ``colorize`` on each."""
         results = []
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
             pictures = [self.read(image) for image in chunk]
-            colorized = self.colorize_pictures(pictures, guidance)
+            colorized = self.colorize_pictures(pictures, guidance, size=size)
             for image, picture, rgb in zip(chunk, pictures, colorized, strict=True):
                 results.append(imageio.to_like(rgb, picture.alpha, image))
         return results
@@ -126,15 +152,17 @@ class Colorizer:
             log.warning("%s looks like a colour photo; colorizing it from its luminance", name)
         return picture
 
-    def suggest_colors(self, image: Any, x: float, y: float, k: int = 5) -> list[dict]:
+    def suggest_colors(
+        self, image: Any, x: float, y: float, k: int = 5, *, size: int | None = None
+    ) -> list[dict]:
         """The model's ``k`` likeliest colours at image pixel (x, y), best first, as
         ``{"hex": "#rrggbb", "ab": [a, b], "probability": p}`` (hex at the photo's lightness
         there). Models without a distribution give their one predicted colour."""
-        from colorizer.guidance import core
-
         picture = self.read(image)
-        lightness = color.lightness_image(picture.rgb, grey=_is_grey(picture.rgb))
-        return core.suggest_colors(self, lightness, x, y, k)
+        lightness = color.lightness_image(picture.rgb, grey=color.is_grey(picture.rgb))
+        from colorizer.guidance import core  # the one upward import: a convenience here
+
+        return core.suggest_colors(self, lightness, x, y, k, size=size)
 
     @property
     def accepts_hints(self) -> bool:
@@ -142,18 +170,53 @@ class Colorizer:
         return bool(getattr(self.net, "accepts_hints", False))
 
     def colorize_pictures(
-        self, pictures: Sequence[imageio.Picture], guidance: Guidance | None = None
+        self,
+        pictures: Sequence[imageio.Picture],
+        guidance: Guidance | None = None,
+        *,
+        size: int | None = None,
     ) -> list[np.ndarray]:
         """Decoded pictures -> H x W x 3 float32 sRGB in [0, 1], one per picture."""
-        lightness = [color.lightness_image(p.rgb, grey=_is_grey(p.rgb)) for p in pictures]
+        lightness = [color.lightness_image(p.rgb, grey=color.is_grey(p.rgb)) for p in pictures]
         if guidance is not None and not guidance.empty:
-            from colorizer.guidance import core
-
-            return [compose(light, core.guided_ab(self, light, guidance)) for light in lightness]
-        small = np.stack([resize_plane(light, self.size, self.size) for light in lightness])
-        ab_small = self.predict_ab(torch.from_numpy(small).unsqueeze(1))
-        ab_small = ab_small.float().cpu().permute(0, 2, 3, 1).numpy()
+            # The guidance applies itself (colorizer.guidance sits above this module).
+            return [compose(light, guidance.ab(self, light, size=size)) for light in lightness]
+        ab_small = self.predict_planes(lightness, size=size)
         return [compose(light, ab) for light, ab in zip(lightness, ab_small, strict=True)]
+
+    # -- the one seam to the network ------------------------------------------------------------
+
+    def network_input(self, lightness: Sequence[np.ndarray], size: int | None = None):
+        """L* planes (each H x W, any size) -> N x 1 x S x S tensor at the network's side S."""
+        side = self.size if size is None else self.check_size(size)
+        small = np.stack([resize_plane(light, side, side) for light in lightness])
+        return torch.from_numpy(small).unsqueeze(1)
+
+    def predict_planes(
+        self,
+        lightness: Sequence[np.ndarray],
+        hints: tuple[np.ndarray, np.ndarray] | None = None,
+        size: int | None = None,
+    ) -> np.ndarray:
+        """L* planes (each H x W, 0..100, any size) -> N x S x S x 2 float32 ab on the network's
+        square grid of side ``size`` (default ``self.size``). ``hints``: hint ab (N x 2 x S x S)
+        and 0/1 mask (N x 1 x S x S), for models that take them."""
+        ab = self.predict_ab(self.network_input(lightness, size), *_hint_tensors(hints))
+        return ab.float().cpu().permute(0, 2, 3, 1).numpy()
+
+    def predict_bins(
+        self,
+        lightness: Sequence[np.ndarray],
+        hints: tuple[np.ndarray, np.ndarray] | None = None,
+        size: int | None = None,
+    ) -> torch.Tensor | None:
+        """As ``predict_planes``, the model's probabilities over the 313 ab bins
+        (N x 313 x g x g float32 on the CPU), or None for models that predict ab directly."""
+        if not hasattr(self.net, "distribution"):
+            return None
+        small = self.network_input(lightness, size)
+        distribution = self.predict_distribution(small, *_hint_tensors(hints))
+        return distribution.float().cpu()
 
     @torch.inference_mode()
     def predict_ab(self, lightness: torch.Tensor, *hints: torch.Tensor) -> torch.Tensor:
@@ -170,22 +233,5 @@ class Colorizer:
         return self.net.distribution(lightness.to(self.device), *(h.to(self.device) for h in hints))
 
 
-def _is_grey(rgb: np.ndarray) -> bool:
-    return bool(
-        np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])
-    )
-
-
-def resize_plane(plane: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize an H x W (x C) float32 map: area averaging when shrinking (no aliasing from a
-    12 MP photo), else bilinear with half-pixel centres as the published models upsample ab.
-    """
-    shrinking = height <= plane.shape[0] and width <= plane.shape[1]
-    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    return cv2.resize(plane, (width, height), interpolation=interpolation)
-
-
-def compose(lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:
-    """Full-resolution L* (H x W) + network ab (h x w x 2) -> H x W x 3 sRGB in [0, 1]."""
-    ab = resize_plane(ab, *lightness.shape)
-    return color.lab_to_rgb_image(cv2.merge([lightness, ab]))
+def _hint_tensors(hints: tuple[np.ndarray, np.ndarray] | None) -> tuple[torch.Tensor, ...]:
+    return () if hints is None else tuple(torch.from_numpy(h) for h in hints)

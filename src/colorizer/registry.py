@@ -1,51 +1,42 @@
-"""Model registry: architectures, published/shipped model specs, weight files.
+"""The model registry: two tables that the model files fill, and their look-ups.
 
-Two tables:
+This module imports no model file (as timm's ``_registry``): each file under
+``colorizer/models/`` registers its architectures and its catalogue entries here when imported,
+and ``colorizer.models`` imports them all. Code that builds or loads a model imports
+``colorizer.weights``, which imports ``colorizer.models`` first, so the tables are full.
 
-* ``ARCHITECTURES``: name -> ``nn.Module`` class, filled by ``@register_architecture`` in the
-  files under ``colorizer/models/``. Every architecture follows one contract: ``forward(l)``
-  takes L in CIE-Lab units (N x 1 x H x W, float32, 0..100) and returns ab in Lab units
-  (N x 2 x H x W). Architectures that predict a distribution over ab bins also offer
-  ``distribution(l)``; those that take user hints accept ``forward(l, hint_ab, hint_mask)``.
+* ``ARCHITECTURES``: name -> ``nn.Module`` class, filled by ``@register_architecture``. Every
+  architecture follows one contract: ``forward(l)`` takes L in CIE-Lab units (N x 1 x H x W,
+  float32, 0..100) and returns ab in Lab units (N x 2 x H x W). Architectures that predict a
+  distribution over ab bins also offer ``distribution(l)``; those that take user hints accept
+  ``forward(l, hint_ab, hint_mask)``.
 * ``MODELS``: name -> ``ModelSpec``, a trained model: which architecture, where its weights come
-  from (URL, size, full sha256) and under which licence.
-
-Weight files: shipped models live in ``colorizer/data/``; published ones are downloaded by
-``pull`` into ``cache_dir() / "models"`` (``$COLORIZER_HOME`` or the platform cache directory),
-verified by size and full sha256, and re-verified by ``ensure_weights`` before each use.
-``ensure_weights`` never touches the network.
+  from (URL, size, full sha256) and under which licence; filled by ``register_models`` in the
+  architecture's own file, in the order ``colorizer.models`` imports them (``colorize models``
+  lists them so).
+* ``WEIGHT_READERS``: file suffix -> (architectures, reader) for weight formats other than
+  PyTorch's and safetensors (ECCV16's Caffe release, registered by ``colorizer.models.caffe``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import os
-import sys
-import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from colorizer.errors import DownloadError, WeightsError
+from colorizer.errors import WeightsError
 
 if TYPE_CHECKING:
     from torch import nn
 
-log = logging.getLogger(__name__)
-
-# Seconds a connect or a single read may stall before a download is abandoned.
-DOWNLOAD_TIMEOUT = 60.0
-_CHUNK = 1 << 20
-
 ARCHITECTURES: dict[str, type[nn.Module]] = {}
 
 
-def register_architecture(name: str):
+def register_architecture(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator: make an ``nn.Module`` available to ``create_model`` under ``name``."""
 
-    def decorate(cls):
+    def decorate(cls: Any) -> Any:
         if name in ARCHITECTURES:
             raise ValueError(f"architecture {name!r} is registered twice")
         cls.arch_name = name
@@ -74,68 +65,30 @@ class ModelSpec:
     packaged: bool = False
 
 
-MODELS: dict[str, ModelSpec] = {
-    spec.name: spec
-    for spec in [
-        ModelSpec(
-            name="colornet-v1",
-            arch="colornet",
-            description="Our compact 313-bin classifier (class-rebalanced, annealed mean); "
-            "shipped, the default",
-            input_size=256,
-            filename="colornet-v1.safetensors",
-            url=None,
-            size_bytes=8_765_820,
-            sha256="ea6401f51f9bc9be5be8dde0ab72f1c818d9c202af5b30c41be8bc5b9e728d53",
-            license="MIT (weights); trained on research-use photo sets, see colornet-v1.md",
-            source="this project: colorize train classification, see colornet-v1.md",
-            packaged=True,
-        ),
-        ModelSpec(
-            name="eccv16",
-            arch="eccv16",
-            description="Zhang et al. ECCV 2016, 313-bin classification (published PyTorch port)",
-            input_size=256,
-            filename="colorization_release_v2-9b330a0b.pth",
-            url="https://colorizers.s3.us-east-2.amazonaws.com/colorization_release_v2-9b330a0b.pth",
-            size_bytes=128_976_165,
-            sha256="9b330a0bae53f4ded77b1e23defbf78beaa09c10ebc4c4999e8e4f4a160b93f9",
-            license="BSD-2-Clause",
-            source="richzhang/colorization @4f6009e",
-        ),
-        ModelSpec(
-            name="siggraph17",
-            arch="siggraph17",
-            description="Zhang et al. SIGGRAPH 2017 user-guided network, automatic mode",
-            input_size=256,
-            filename="siggraph17-df00044c.pth",
-            url="https://colorizers.s3.us-east-2.amazonaws.com/siggraph17-df00044c.pth",
-            size_bytes=136_787_426,
-            sha256="df00044c0a4d7c3edcecf6f75437ce346a66e7a42612d9b968e1a7e17dbc6f66",
-            license="BSD-2-Clause",
-            source="richzhang/colorization @4f6009e",
-        ),
-        ModelSpec(
-            name="eccv16-caffe",
-            arch="eccv16",
-            description="Original ECCV 2016 Caffe release, converted to PyTorch at load time",
-            input_size=224,
-            filename="colorization_release_v2.caffemodel",
-            url="http://eecs.berkeley.edu/~rich.zhang/projects/2016_colorization/files/demo_v2/"
-            "colorization_release_v2.caffemodel",
-            size_bytes=128_946_764,
-            sha256="f5af1e602646328c792e1094f9876fe9cd4c09ac46fa886e5708a1abc89137b1",
-            license="BSD-2-Clause (code) / UC Regents licence (Caffe-era tree)",
-            source="richzhang/colorization @a1642d6, models/fetch_release_models.sh",
-            notes="The Berkeley host has been reported dead since 2024: place the file by hand.",
-        ),
-    ]
-}
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register_models(*specs: ModelSpec) -> tuple[ModelSpec, ...]:
+    """Add catalogue entries (a model file's ``default_cfgs``); returns them."""
+    for spec in specs:
+        if spec.name in MODELS:
+            raise ValueError(f"model {spec.name!r} is registered twice")
+        MODELS[spec.name] = spec
+    return specs
+
+
+StateReader = Callable[[Path], dict]
+WEIGHT_READERS: dict[str, tuple[tuple[str, ...], StateReader]] = {}
+
+
+def register_weights_reader(suffix: str, archs: tuple[str, ...], reader: StateReader) -> None:
+    """Read files ending in ``suffix`` (lower case, with the dot) with ``reader``, for ``archs``."""
+    WEIGHT_READERS[suffix] = (archs, reader)
 
 
 def architecture(name: str) -> type[nn.Module]:
-    import colorizer.models  # noqa: F401  (registers the architectures)
-
+    """The registered class ``name`` (import ``colorizer.weights`` or ``colorizer.models``
+    first: this module imports no model file)."""
     try:
         return ARCHITECTURES[name]
     except KeyError:
@@ -151,320 +104,3 @@ def model_spec(name: str) -> ModelSpec:
         raise WeightsError(
             f"unknown model {name!r}; known models: {known} (see `colorize models`)"
         ) from None
-
-
-def load_state_dict_file(path: str | Path, arch: str) -> dict:
-    """Read a weights file (.pth/.pt, .safetensors, or .caffemodel for ECCV16) into a state dict."""
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(path))
-        if suffix == ".caffemodel":
-            from colorizer.models.caffe import eccv16_state_dict_from_caffemodel
-
-            if arch != "eccv16":
-                raise WeightsError(f"{path}: a .caffemodel can only be loaded into eccv16")
-            return eccv16_state_dict_from_caffemodel(path)
-        import torch
-
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except WeightsError:
-        raise
-    except Exception as exc:  # any parse failure means a bad file
-        raise WeightsError(f"{path}: cannot read weights ({type(exc).__name__}: {exc})") from exc
-    # Our training checkpoints keep the weights under "model" next to optimizer state.
-    if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
-        state = state["model"]
-    if not isinstance(state, Mapping):
-        raise WeightsError(f"{path}: does not contain a state dict (found {type(state).__name__})")
-    return dict(state)
-
-
-def create_model(arch: str, weights: str | Path | None = None, **kwargs) -> nn.Module:
-    """Build architecture ``arch``; with ``weights``, load them strictly. Returned in eval mode."""
-    model = architecture(arch)(**kwargs)
-    if weights is not None:
-        state = load_state_dict_file(weights, arch)
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise WeightsError(
-                f"{weights}: weights do not fit architecture {arch!r}: {exc}"
-            ) from exc
-    return model.eval()
-
-
-# --------------------------------------------------------------------------- weight files
-
-
-def cache_dir() -> Path:
-    """Root of colorizer's cache: ``$COLORIZER_HOME`` if set, else the platform cache dir."""
-    home = os.environ.get("COLORIZER_HOME")
-    if home:
-        return Path(home).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("colorizer"))
-
-
-def cached_path(spec: ModelSpec) -> Path:
-    """Where the downloaded weights of ``spec`` live: ``<cache>/models/<filename>``."""
-    return cache_dir() / "models" / spec.filename
-
-
-def _package_data_dir() -> Path:
-    import colorizer
-
-    return Path(colorizer.__file__).parent / "data"
-
-
-def packaged_path(spec: ModelSpec) -> Path:
-    """Where the weights of a shipped (``packaged``) model live inside the package."""
-    return _package_data_dir() / spec.filename
-
-
-def human_size(n: int | None) -> str:
-    """``128_976_165`` -> ``"123.0 MiB"``; ``None`` -> ``"?"``."""
-    if n is None:
-        return "?"
-    if n < 1024:
-        return f"{n} B"
-    size = n / 1024
-    for unit in ("KiB", "MiB"):
-        if size < 1024:
-            return f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
-
-
-def _file_facts(spec: ModelSpec) -> str:
-    size = "unknown" if spec.size_bytes is None else f"{spec.size_bytes} bytes"
-    return (
-        f"  file:   {spec.filename}\n"
-        f"  url:    {spec.url or '(none published)'}\n"
-        f"  sha256: {spec.sha256 or '(unknown)'}\n"
-        f"  size:   {size} ({human_size(spec.size_bytes)})"
-    )
-
-
-def manual_install_hint(spec: ModelSpec) -> str:
-    """How to get the weights of ``spec`` by hand: the facts, the exact path, the commands."""
-    return (
-        f"{_file_facts(spec)}\n"
-        f"To install it by hand, download the file elsewhere, check its sha256, and place it at\n"
-        f"  {cached_path(spec)}\n"
-        f"or download it with `colorize models pull {spec.name}`,\n"
-        f"or pass the file directly with `--weights PATH`."
-    )
-
-
-def verify_file(path: str | Path, spec: ModelSpec) -> None:
-    """Check size and full sha256 of ``path`` against ``spec``; raise ``WeightsError`` if off."""
-    path = Path(path)
-    try:
-        actual_size = path.stat().st_size
-    except OSError as exc:
-        raise WeightsError(f"{path}: cannot read weights file ({exc})") from exc
-    if spec.size_bytes is not None and actual_size != spec.size_bytes:
-        raise WeightsError(
-            f"{path}: wrong size for model {spec.name!r}: expected {spec.size_bytes} bytes, "
-            f"actual {actual_size} bytes (corrupt or incomplete download)"
-        )
-    if spec.sha256 is None:
-        return
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as f:
-            while chunk := f.read(_CHUNK):
-                digest.update(chunk)
-    except OSError as exc:
-        raise WeightsError(f"{path}: cannot read weights file ({exc})") from exc
-    actual = digest.hexdigest()
-    if actual != spec.sha256.lower():
-        raise WeightsError(
-            f"{path}: sha256 mismatch for model {spec.name!r}: expected {spec.sha256}, "
-            f"actual {actual} (corrupt file or a different release)"
-        )
-
-
-def ensure_weights(name: str) -> Path:
-    """The verified local weights file of model ``name``; never touches the network."""
-    spec = model_spec(name)
-    if spec.packaged:
-        path = packaged_path(spec)
-        if not path.is_file():
-            raise WeightsError(
-                f"{path}: weights of shipped model {name!r} are missing from the installed "
-                f"package; reinstall colorizer"
-            )
-        verify_file(path, spec)
-        return path
-    path = cached_path(spec)
-    if not path.is_file():
-        raise WeightsError(
-            f"weights of model {name!r} are not downloaded (looked for {path}).\n"
-            f"{manual_install_hint(spec)}"
-        )
-    try:
-        verify_file(path, spec)
-    except WeightsError as exc:
-        raise WeightsError(
-            f"{exc}\nDelete it and download again with `colorize models pull {name}`.\n"
-            f"{manual_install_hint(spec)}"
-        ) from None
-    return path
-
-
-def _progress_bar(total: int | None, desc: str, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total,
-        desc=desc,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        file=sys.stderr,
-        disable=not enabled,
-        leave=False,
-    )
-
-
-def _download_error(spec: ModelSpec, reason: str) -> DownloadError:
-    return DownloadError(
-        f"cannot download weights of model {spec.name!r} from {spec.url}: {reason}\n"
-        f"{manual_install_hint(spec)}"
-    )
-
-
-def pull(name: str, *, progress: bool = True, force: bool = False) -> Path:
-    """Download the weights of model ``name`` into the cache (verified, atomic); return the path.
-
-    A cached file that verifies is returned without any network access unless ``force``.
-    Shipped models are never downloaded. On any failure (network, HTTP error, truncated body,
-    hash mismatch, Ctrl-C) no partial file is left behind.
-    """
-    spec = model_spec(name)
-    if spec.packaged:
-        return ensure_weights(name)
-    dest = cached_path(spec)
-    if dest.is_file() and not force:
-        try:
-            verify_file(dest, spec)
-        except WeightsError as exc:
-            log.warning("%s; downloading it again", exc)
-        else:
-            return dest
-    if not spec.url:
-        raise DownloadError(
-            f"model {name!r} has no download URL; its weights must be placed by hand.\n"
-            f"{manual_install_hint(spec)}"
-        )
-
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _download_error(spec, f"cannot create cache directory {dest.parent}: {exc}") from exc
-
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{spec.filename}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            received, actual = _stream(spec, out, progress)
-        if spec.size_bytes is not None and received != spec.size_bytes:
-            raise _download_error(
-                spec,
-                f"wrong size: expected {spec.size_bytes} bytes, got {received} bytes "
-                f"(sha256 expected {spec.sha256}, actual {actual})",
-            )
-        if spec.sha256 is not None and actual != spec.sha256.lower():
-            raise _download_error(spec, f"sha256 mismatch: expected {spec.sha256}, actual {actual}")
-        os.replace(tmp, dest)
-    except BaseException:
-        # Ctrl-C included: never leave a partial file behind.
-        tmp.unlink(missing_ok=True)
-        raise
-    return dest
-
-
-def _stream(spec: ModelSpec, out, progress: bool) -> tuple[int, str]:
-    """Copy ``spec.url`` into ``out`` while hashing; return (bytes received, sha256 hex)."""
-    import http.client
-    import urllib.error
-    import urllib.request
-
-    from colorizer import __version__
-
-    digest = hashlib.sha256()
-    received = 0
-    try:
-        request = urllib.request.Request(
-            spec.url, headers={"User-Agent": f"colorizer/{__version__}"}
-        )
-        with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT) as response:
-            length_header = response.headers.get("Content-Length")
-            expected_length = int(length_header) if length_header else None
-            with _progress_bar(expected_length or spec.size_bytes, spec.filename, progress) as bar:
-                while chunk := response.read(_CHUNK):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
-    except urllib.error.HTTPError as exc:
-        raise _download_error(spec, f"HTTP {exc.code} {exc.reason}") from exc
-    except urllib.error.URLError as exc:
-        raise _download_error(spec, f"{exc.reason} (offline or broken link?)") from exc
-    except TimeoutError as exc:
-        raise _download_error(
-            spec, f"timed out: no data for {DOWNLOAD_TIMEOUT:g} s after {received} bytes"
-        ) from exc
-    except (OSError, http.client.HTTPException, ValueError) as exc:
-        raise _download_error(spec, f"{type(exc).__name__}: {exc}") from exc
-    # http.client does not raise when the server closes the connection early: check here.
-    if expected_length is not None and received != expected_length:
-        raise _download_error(
-            spec, f"connection closed after {received} of {expected_length} bytes"
-        )
-    return received, digest.hexdigest()
-
-
-def model_table() -> list[dict]:
-    """One row per registered model for ``colorize models``.
-
-    Keys: name, description, arch, size (human readable), license, status ("packaged",
-    "cached", "not downloaded" or "corrupt" when the cached file has the wrong size; the hash is
-    not checked here, for speed), path (where the file lives or would live).
-    """
-    rows = []
-    for spec in MODELS.values():
-        if spec.packaged:
-            status, path = "packaged", packaged_path(spec)
-        else:
-            path = cached_path(spec)
-            try:
-                actual = path.stat().st_size if path.is_file() else None
-            except OSError:
-                actual = None
-            if actual is None:
-                status = "not downloaded"
-            elif spec.size_bytes is not None and actual != spec.size_bytes:
-                status = "corrupt"
-            else:
-                status = "cached"
-        rows.append(
-            {
-                "name": spec.name,
-                "description": spec.description,
-                "arch": spec.arch,
-                "size": human_size(spec.size_bytes),
-                "license": spec.license,
-                "status": status,
-                "path": str(path),
-            }
-        )
-    return rows

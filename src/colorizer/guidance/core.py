@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from colorizer import color
+from colorizer.color import resize_plane
 from colorizer.errors import ColorizerError
 from colorizer.guidance import propagate, reference, strokes
 from colorizer.guidance.hints import PointHint, check_inside, encode_hints, hint_ab
@@ -70,6 +71,12 @@ class Guidance:
         if self.palette is not None:
             object.__setattr__(self, "palette", tuple(self.palette))
             self.palette_ab()  # validates
+
+    def ab(
+        self, colorizer: Colorizer | None, lightness: np.ndarray, *, size: int | None = None
+    ) -> np.ndarray:
+        """``guided_ab``: what ``Colorizer.colorize_pictures`` calls to apply this guidance."""
+        return guided_ab(colorizer, lightness, self, size=size)
 
     def palette_ab(self) -> list[tuple[tuple[float, float], float]]:
         """The palette as ((a, b), weight) pairs; raises naming a bad entry."""
@@ -131,22 +138,14 @@ def network_prediction(
     lightness: np.ndarray,
     points: Sequence[PointHint],
     palette: list | None,
+    size: int | None = None,
 ) -> Prediction:
     """The model's ab for one photo on its own grid, hints given natively when it takes them."""
-    from colorizer.pipeline import resize_plane
-
-    size = colorizer.size
-    small = torch.from_numpy(resize_plane(lightness, size, size))[None, None]
-    hints = None
-    if points and colorizer.accepts_hints:
-        height, width = lightness.shape
-        ab, mask = encode_hints(points, width, height, size)
-        hints = (torch.from_numpy(ab)[None], torch.from_numpy(mask)[None])
-    distribution = colorizer.predict_distribution(small, *(hints or ()))
+    hints = _native_hints(colorizer, lightness, points, size)
+    distribution = colorizer.predict_bins([lightness], hints, size=size)
     if distribution is None:
-        ab = colorizer.predict_ab(small, *(hints or ()))[0].float().cpu().permute(1, 2, 0).numpy()
+        ab = colorizer.predict_planes([lightness], hints, size=size)[0]
         return Prediction(ab, None, False)
-    distribution = distribution.float().cpu()
     if palette:
         distribution = distribution * palette_bin_weights(palette).view(1, -1, 1, 1)
         distribution = distribution / distribution.sum(dim=1, keepdim=True)
@@ -154,6 +153,17 @@ def network_prediction(
     ab = color.annealed_mean(distribution.clamp_min(1e-12).log(), temperature=temperature)
     entropy = color.distribution_entropy(distribution)[0].numpy()
     return Prediction(ab[0].permute(1, 2, 0).numpy(), entropy, bool(palette))
+
+
+def _native_hints(
+    colorizer: Colorizer, lightness: np.ndarray, points: Sequence[PointHint], size: int | None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The published hint planes (batch of one) for a model that takes hints, else None."""
+    if not (points and colorizer.accepts_hints):
+        return None
+    height, width = lightness.shape
+    ab, mask = encode_hints(points, width, height, size or colorizer.size)
+    return ab[None], mask[None]
 
 
 # -- global hints -------------------------------------------------------------------------------
@@ -168,8 +178,6 @@ def _mean_saturation(lightness: np.ndarray, ab: np.ndarray) -> float:
 def match_saturation(lightness: np.ndarray, ab: np.ndarray, target: float) -> np.ndarray:
     """Scale the chroma so the mean HSV saturation of the result is ``target`` (bisection on a
     small copy)."""
-    from colorizer.pipeline import resize_plane
-
     height, width = lightness.shape
     scale = min(1.0, 256 / max(height, width))
     h, w = max(round(height * scale), 1), max(round(width * scale), 1)
@@ -202,16 +210,19 @@ def pull_to_palette(ab: np.ndarray, palette: list, strength: float = 0.6) -> np.
 
 
 def _resize_ab(ab: np.ndarray, height: int, width: int) -> np.ndarray:
-    from colorizer.pipeline import resize_plane
-
     return resize_plane(np.ascontiguousarray(ab, dtype=np.float32), height, width)
 
 
-def guided_ab(colorizer: Colorizer | None, lightness: np.ndarray, guidance: Guidance) -> np.ndarray:
+def guided_ab(
+    colorizer: Colorizer | None,
+    lightness: np.ndarray,
+    guidance: Guidance,
+    size: int | None = None,
+) -> np.ndarray:
     """Full-resolution H x W x 2 ab for the photo with L* ``lightness`` under ``guidance``.
 
     ``colorizer`` may be None when the guidance needs no network (scribbles, hints propagated
-    alone, a reference photo).
+    alone, a reference photo). ``size``: the network's side for this call (default its own).
     """
     height, width = lightness.shape
     points = guidance.points
@@ -232,9 +243,9 @@ def guided_ab(colorizer: Colorizer | None, lightness: np.ndarray, guidance: Guid
     correcting = use_network and points and not colorizer.accepts_hints and not guidance.propagate
     palette_done = False
     if correcting:
-        ab, palette_done = _corrected_by_hints(colorizer, lightness, points, user, palette)
+        ab, palette_done = _corrected_by_hints(colorizer, lightness, points, user, palette, size)
     elif not propagating:
-        prediction = network_prediction(colorizer, lightness, points, palette)
+        prediction = network_prediction(colorizer, lightness, points, palette, size)
         ab = _resize_ab(prediction.ab, height, width)
         palette_done = prediction.palette_done
     else:
@@ -245,7 +256,7 @@ def guided_ab(colorizer: Colorizer | None, lightness: np.ndarray, guidance: Guid
             )
             base = strokes.grid_strokes(matched, reference.reference_cells(distance), height, width)
         elif use_network and (guidance.propagate or points):
-            prediction = network_prediction(colorizer, lightness, points, palette)
+            prediction = network_prediction(colorizer, lightness, points, palette, size)
             palette_done = prediction.palette_done
             chosen = (
                 strokes.confident_cells(prediction.entropy)
@@ -253,7 +264,7 @@ def guided_ab(colorizer: Colorizer | None, lightness: np.ndarray, guidance: Guid
                 else strokes.flat_cells(prediction.ab)
             )
             base = strokes.grid_strokes(prediction.ab, chosen, height, width)
-        grid = colorizer.size if colorizer is not None else DEFAULT_GRID
+        grid = (size or colorizer.size) if colorizer is not None else DEFAULT_GRID
         hinted = strokes.hint_strokes(points, height, width, grid) if points else None
         mine = strokes.merge([hinted, user], height, width)
         if base is not None and mine[1].any():
@@ -268,13 +279,15 @@ def guided_ab(colorizer: Colorizer | None, lightness: np.ndarray, guidance: Guid
     return np.ascontiguousarray(ab, dtype=np.float32)
 
 
-def _corrected_by_hints(colorizer, lightness, points, user, palette) -> tuple[np.ndarray, bool]:
+def _corrected_by_hints(
+    colorizer, lightness, points, user, palette, size=None
+) -> tuple[np.ndarray, bool]:
     """Hints (and scribbles) for a model without a hint input: the automatic colours, plus the
     difference between the user's colours and them, propagated edge-aware. The model's
     confident cells away from the user's strokes anchor that correction at zero, so a hint
     recolours its region and the rest of the photo keeps the automatic colours."""
     height, width = lightness.shape
-    prediction = network_prediction(colorizer, lightness, points, palette)
+    prediction = network_prediction(colorizer, lightness, points, palette, size)
     automatic = _resize_ab(prediction.ab, height, width)
     chosen = (
         strokes.confident_cells(prediction.entropy)
@@ -283,7 +296,7 @@ def _corrected_by_hints(colorizer, lightness, points, user, palette) -> tuple[np
     )
     _, anchor_mask = strokes.grid_strokes(prediction.ab, chosen, height, width)
     mine_ab, mine_mask = strokes.merge(
-        [strokes.hint_strokes(points, height, width, colorizer.size), user], height, width
+        [strokes.hint_strokes(points, height, width, size or colorizer.size), user], height, width
     )
     radius = max(2, round(max(height, width) / CLEAR_FRACTION))
     _, anchor_mask = strokes.clear_near((None, anchor_mask), mine_mask, radius)
@@ -299,6 +312,7 @@ def suggest_colors(
     y: float,
     k: int = 5,
     points: Sequence[PointHint] = (),
+    size: int | None = None,
 ) -> list[dict]:
     """The top-``k`` colours of the model's distribution at image point (x, y), best first."""
     height, width = lightness.shape
@@ -308,22 +322,16 @@ def suggest_colors(
     row = min(max(round(y), 0), height - 1)
     col = min(max(round(x), 0), width - 1)
     light = float(lightness[row, col])
-    from colorizer.pipeline import resize_plane
-
-    size = colorizer.size
-    small = torch.from_numpy(resize_plane(lightness, size, size))[None, None]
-    hints = None
-    if points and colorizer.accepts_hints:
-        planes = encode_hints(points, width, height, size)
-        hints = tuple(torch.from_numpy(p)[None] for p in planes)
-    distribution = colorizer.predict_distribution(small, *(hints or ()))
+    hints = _native_hints(colorizer, lightness, points, size)
+    distribution = colorizer.predict_bins([lightness], hints, size=size)
     if distribution is None:
-        ab = colorizer.predict_ab(small, *(hints or ()))[0].float().cpu()
-        gy = min(int((y + 0.5) * size / height), size - 1)
-        gx = min(int((x + 0.5) * size / width), size - 1)
-        a, b = (float(v) for v in ab[:, gy, gx])
+        ab = colorizer.predict_planes([lightness], hints, size=size)[0]
+        side = ab.shape[0]
+        gy = min(int((y + 0.5) * side / height), side - 1)
+        gx = min(int((x + 0.5) * side / width), side - 1)
+        a, b = (float(v) for v in ab[gy, gx])
         return [{"hex": color.lab_to_hex(light, a, b), "ab": [a, b], "probability": 1.0}]
-    distribution = distribution[0].float().cpu()
+    distribution = distribution[0]
     grid_h, grid_w = distribution.shape[-2:]
     gy = min(int((y + 0.5) * grid_h / height), grid_h - 1)
     gx = min(int((x + 0.5) * grid_w / width), grid_w - 1)

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from colorizer import color, imageio
+from colorizer.color import compose
 from colorizer.guidance.core import Guidance, guided_ab
 from colorizer.guidance.hints import DEFAULT_PATCH, PointHint, sample_hints
 
@@ -43,8 +44,6 @@ def ground_truth_hints(
 def hinted_method(colorizer, count: int, grid: int | None = None, propagate: bool = False):
     """``evaluate`` method: ``colorizer`` (None: Levin propagation alone) with ``count`` hints,
     and with ``propagate`` its micro-scribbles too."""
-    from colorizer.pipeline import compose
-
     grid = grid or (colorizer.size if colorizer is not None else GRID)
 
     def run(picture: imageio.Picture) -> np.ndarray:

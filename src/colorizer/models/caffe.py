@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from colorizer.errors import WeightsError
+from colorizer.registry import ModelSpec, register_models, register_weights_reader
 
 # The deploy prototxt's conv8_313_rh Scale filler: logits x 2.606 (temperature 1 / 2.606 = 0.384).
 CAFFE_LOGIT_SCALE = 2.606
@@ -282,3 +283,24 @@ def eccv16_state_dict_from_caffemodel(path: str | Path) -> dict[str, torch.Tenso
         if key.endswith("num_batches_tracked"):
             state[key] = torch.tensor(0)
     return {key: state[key] for key in shape}
+
+
+# ECCV16's Caffe release: its file format, and its catalogue entry (after the other models:
+# ``colorizer.models`` imports this module last).
+register_weights_reader(".caffemodel", ("eccv16",), eccv16_state_dict_from_caffemodel)
+MODEL_SPECS = register_models(
+    ModelSpec(
+        name="eccv16-caffe",
+        arch="eccv16",
+        description="Original ECCV 2016 Caffe release, converted to PyTorch at load time",
+        input_size=224,
+        filename="colorization_release_v2.caffemodel",
+        url="http://eecs.berkeley.edu/~rich.zhang/projects/2016_colorization/files/demo_v2/"
+        "colorization_release_v2.caffemodel",
+        size_bytes=128_946_764,
+        sha256="f5af1e602646328c792e1094f9876fe9cd4c09ac46fa886e5708a1abc89137b1",
+        license="BSD-2-Clause (code) / UC Regents licence (Caffe-era tree)",
+        source="richzhang/colorization @a1642d6, models/fetch_release_models.sh",
+        notes="The Berkeley host has been reported dead since 2024: place the file by hand.",
+    ),
+)

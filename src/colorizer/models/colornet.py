@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from colorizer import color
-from colorizer.registry import register_architecture
+from colorizer.registry import ModelSpec, register_architecture, register_models
 
 
 def conv_bn_relu(c_in: int, c_out: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -95,3 +95,22 @@ class ColorNet(nn.Module):
     def forward(self, l: torch.Tensor) -> torch.Tensor:  # noqa: E741
         ab = color.annealed_mean(self.logits(l), self.bins, self.temperature)
         return F.interpolate(ab, size=l.shape[-2:], mode="bilinear", align_corners=False)
+
+
+# The trained models of this architecture (its catalogue entries, as timm's default_cfgs).
+MODEL_SPECS = register_models(
+    ModelSpec(
+        name="colornet-v1",
+        arch="colornet",
+        description="Our compact 313-bin classifier (class-rebalanced, annealed mean); "
+        "shipped, the default",
+        input_size=256,
+        filename="colornet-v1.safetensors",
+        url=None,
+        size_bytes=8_765_820,
+        sha256="ea6401f51f9bc9be5be8dde0ab72f1c818d9c202af5b30c41be8bc5b9e728d53",
+        license="MIT (weights); trained on research-use photo sets, see colornet-v1.md",
+        source="this project: colorize train classification, see colornet-v1.md",
+        packaged=True,
+    ),
+)

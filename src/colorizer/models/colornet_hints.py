@@ -21,7 +21,7 @@ from colorizer import color
 from colorizer.models.colornet import ColorNet
 from colorizer.registry import register_architecture
 
-AB_NORM = 110.0  # the published hint normalisation (base_color.ab_norm)
+AB_NORM = color.AB_SCALE  # the published hint normalisation (base_color.ab_norm)
 
 
 def hint_channels(

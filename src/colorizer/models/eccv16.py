@@ -13,12 +13,13 @@ from itertools import pairwise
 import torch
 from torch import nn
 
-from colorizer.registry import register_architecture
+from colorizer.color import AB_SCALE
+from colorizer.registry import ModelSpec, register_architecture, register_models
 
 # The published normalisation (colorizers/base_color.py): the net sees (L - 50) / 100 and ab / 110.
 L_CENT = 50.0
 L_NORM = 100.0
-AB_NORM = 110.0
+AB_NORM = AB_SCALE  # the published name (base_color.ab_norm)
 
 
 def normalize_l(l: torch.Tensor) -> torch.Tensor:  # noqa: E741 - L is the Lab name
@@ -98,3 +99,20 @@ class ECCV16(nn.Module):
 
     def forward(self, l: torch.Tensor) -> torch.Tensor:  # noqa: E741
         return self.upsample4(self.model_out(self.distribution(l))) * AB_NORM
+
+
+# The trained models of this architecture (the Caffe release: ``colorizer.models.caffe``).
+MODEL_SPECS = register_models(
+    ModelSpec(
+        name="eccv16",
+        arch="eccv16",
+        description="Zhang et al. ECCV 2016, 313-bin classification (published PyTorch port)",
+        input_size=256,
+        filename="colorization_release_v2-9b330a0b.pth",
+        url="https://colorizers.s3.us-east-2.amazonaws.com/colorization_release_v2-9b330a0b.pth",
+        size_bytes=128_976_165,
+        sha256="9b330a0bae53f4ded77b1e23defbf78beaa09c10ebc4c4999e8e4f4a160b93f9",
+        license="BSD-2-Clause",
+        source="richzhang/colorization @4f6009e",
+    ),
+)

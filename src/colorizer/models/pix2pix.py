@@ -15,9 +15,8 @@ from itertools import pairwise
 import torch
 from torch import nn
 
+from colorizer.color import AB_SCALE
 from colorizer.registry import register_architecture
-
-AB_SCALE = 110.0
 
 
 def channels(width: int, depth: int) -> list[int]:

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from colorizer.color import AB_SCALE
 from colorizer.registry import register_architecture
 
-AB_SCALE = 110.0
 CORRECTION = 10.0  # the correction is at most this many ab units
 
 

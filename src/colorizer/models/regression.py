@@ -12,9 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from colorizer.color import AB_SCALE
 from colorizer.registry import register_architecture
-
-AB_SCALE = 110.0
 
 
 def conv(c_in: int, c_out: int, stride: int = 1) -> list[nn.Module]:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from colorizer.models.eccv16 import AB_NORM, conv_block, normalize_l
-from colorizer.registry import register_architecture
+from colorizer.registry import ModelSpec, register_architecture, register_models
 
 
 def _upconv(c_in: int, c_out: int) -> nn.Sequential:
@@ -90,3 +90,20 @@ class SIGGRAPH17(nn.Module):
         # The published forward repeats the model9 -> model10 -> model_out lines verbatim; the
         # repeat recomputes identical values, so it is done once here.
         return self.model_out(conv10_2) * AB_NORM
+
+
+# The trained models of this architecture (its catalogue entries).
+MODEL_SPECS = register_models(
+    ModelSpec(
+        name="siggraph17",
+        arch="siggraph17",
+        description="Zhang et al. SIGGRAPH 2017 user-guided network, automatic mode",
+        input_size=256,
+        filename="siggraph17-df00044c.pth",
+        url="https://colorizers.s3.us-east-2.amazonaws.com/siggraph17-df00044c.pth",
+        size_bytes=136_787_426,
+        sha256="df00044c0a4d7c3edcecf6f75437ce346a66e7a42612d9b968e1a7e17dbc6f66",
+        license="BSD-2-Clause",
+        source="richzhang/colorization @4f6009e",
+    ),
+)

@@ -32,7 +32,6 @@ from fastapi.staticfiles import StaticFiles
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from colorizer import __version__
 from colorizer.errors import ColorizerError, WeightsError
 from colorizer.pipeline import Colorizer
 from colorizer.server.jobs import (
@@ -46,6 +45,7 @@ from colorizer.server.jobs import (
 )
 from colorizer.server.models import ModelPool, UnknownModel
 from colorizer.server.settings import MB, ServerSettings
+from colorizer.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -748,7 +748,7 @@ def _video_module():
 
 
 def _model_infos(pool: ModelPool) -> list[ModelInfo]:
-    from colorizer.registry import model_spec, model_table
+    from colorizer.weights import model_spec, model_table
 
     rows = {row["name"]: row for row in model_table()}
     infos = []

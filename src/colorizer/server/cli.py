@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 
+from colorizer.options import add_device_option, add_model_options
 from colorizer.server.settings import MB, ServerSettings, is_loopback
 
 APP_PACKAGES = {"fastapi": "fastapi", "uvicorn": "uvicorn", "multipart": "python-multipart"}
@@ -41,8 +42,8 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     defaults = ServerSettings()
     parser.add_argument("--host", default=defaults.host, help="address to listen on (%(default)s)")
     parser.add_argument("--port", type=int, default=defaults.port, help="port (%(default)s)")
-    parser.add_argument("--model", help="default model (default: colornet-v1)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    add_model_options(parser, model="default model (default: colornet-v1)", weights=None, size=None)
+    add_device_option(parser)
     parser.add_argument(
         "--api-key",
         help="require this key on /v1/* (default: $COLORIZER_API_KEY); needed off localhost",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections.abc import Callable, Mapping
 
@@ -41,7 +40,7 @@ class ModelPool:
         self.loads = 0  # models loaded from disk by this pool (for tests and /healthz)
 
     def names(self) -> list[str]:
-        from colorizer.registry import MODELS
+        from colorizer.weights import MODELS
 
         return list(dict.fromkeys([*self._loaded, *MODELS]))
 
@@ -54,9 +53,7 @@ class ModelPool:
         colorizer = self._loaded.get(name) or self._load(name)
         if size is None or size == colorizer.size:
             return colorizer
-        variant = copy.copy(colorizer)  # shares the network; only the size differs
-        variant.size = colorizer._check_size(size)
-        return variant
+        return colorizer.with_size(size)  # shares the network; only the size differs
 
     def _load(self, name: str) -> Colorizer:
         if name not in self.names():

@@ -4,7 +4,7 @@ commands without the main ``colorize`` parser."""
 import argparse
 import sys
 
-from colorizer.cli import run_command
+from colorizer.options import run_command
 from colorizer.train.cli import add_train_parser
 
 

@@ -11,6 +11,7 @@ import shlex
 import sys
 from dataclasses import fields
 
+from colorizer.options import add_device_option
 from colorizer.train.config import FAMILIES
 
 
@@ -37,7 +38,7 @@ def add_train_parser(commands) -> None:
     train.add_argument("--crop", type=int, help="side of the training crops (default 176)")
     train.add_argument("--lr", type=float, help="peak learning rate (default: the family's)")
     train.add_argument("--seed", type=int, help="random seed (default 0)")
-    train.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="default auto")
+    add_device_option(train, default=None, help="default auto")
     train.add_argument("--amp", action="store_true", default=None, help="bf16 autocast (CUDA only)")
     train.add_argument("--workers", type=int, help="processes decoding photos (default 2)")
     train.add_argument("--cache", help="folder for the decoded-photo cache")

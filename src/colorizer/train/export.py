@@ -15,9 +15,8 @@ from pathlib import Path
 from torch import nn
 
 from colorizer.errors import ColorizerError
-from colorizer.registry import architecture
-from colorizer.train.families import register_architectures
 from colorizer.train.loop import read_checkpoint
+from colorizer.weights import architecture
 
 FORMAT = "colorizer-model"
 FORMAT_VERSION = "1"
@@ -34,7 +33,6 @@ LOSSES = {
 
 def build(arch: str, kwargs: dict, state: dict) -> nn.Module:
     """Architecture ``arch`` with ``kwargs`` and ``state`` loaded strictly, in eval mode."""
-    register_architectures()
     model = architecture(arch)(**kwargs)
     model.load_state_dict(state, strict=True)
     return model.eval()

@@ -1,8 +1,7 @@
 """The model families: what is trained, with which loss, and which module ships.
 
-Each family builds its modules and optimizers, may look at the training photos once before the
-first step (``prepare``: the class prior, the SOM), takes one optimisation step per batch and
-names the registered architecture module that inference runs (``inference_module``).
+Every family derives from ``colorizer.train.family.Family`` (see there what a family does);
+``FAMILIES`` is the one table of them, the video refiner (``colorizer.train.refiner``) included.
 """
 
 from __future__ import annotations
@@ -15,99 +14,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from colorizer import color
+from colorizer.color import AB_SCALE  # regression targets are ab / AB_SCALE
 from colorizer.errors import ColorizerError
-from colorizer.registry import architecture
 from colorizer.train import data
 from colorizer.train.config import TrainConfig
+from colorizer.train.family import Family, Logits, descend
+from colorizer.train.refiner import RefinerFamily
 
-AB_SCALE = 110.0  # |ab| of sRGB colours stays below ~110: regression targets are ab / 110
 PRIOR_PIXELS_PER_PHOTO = 1024
 PRIOR_CHUNK = 32768  # pixels per empirical_prior call: bounds its N x 313 x 2 distance tensor
-
-
-def register_architectures() -> None:
-    """Import our architecture modules, which registers them (until models/__init__ does)."""
-    from colorizer.models import colornet, pix2pix, regression, som_mlp  # noqa: F401
-
-
-class Logits(nn.Module):
-    """``net.logits`` as ``forward``: DistributedDataParallel hooks ``forward`` only."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, l: torch.Tensor) -> torch.Tensor:  # noqa: E741 - L is the Lab name
-        return self.net.logits(l)
-
-
-class Family:
-    name = ""
-    default_arch = ""
-    default_lr = 1e-3
-    betas = (0.9, 0.999)
-
-    def __init__(self, config: TrainConfig, device: torch.device) -> None:
-        register_architectures()
-        self.config = config
-        self.device = device
-        self.arch = config.arch or self.default_arch
-        self.lr = config.lr or self.default_lr
-        self.amp = config.amp and device.type == "cuda"
-        self.net = architecture(self.arch)(**config.model_kwargs).to(device)
-        multiple = getattr(self.net, "input_multiple", 1)
-        if config.crop % multiple:
-            raise ColorizerError(
-                f"crop {config.crop} is not a multiple of {multiple}, which {self.arch} needs "
-                f"(try --crop {math.ceil(config.crop / multiple) * multiple})"
-            )
-        if hasattr(self.net, "load_pretrained_encoder"):
-            self.net.load_pretrained_encoder()  # a resumed run overwrites it from its checkpoint
-        self.modules: dict[str, nn.Module] = {"net": self.net}
-        self.optimizers: dict[str, torch.optim.Optimizer] = {"net": self.adam(self.net)}
-        self.extra: dict[str, torch.Tensor] = {}  # checkpointed family state, e.g. the prior
-
-    def adam(self, module: nn.Module) -> torch.optim.Optimizer:
-        """Adam over the trainable parameters; a pretrained ``encoder`` gets its own group at
-        ``encoder_lr_scale`` x the learning rate (the loop scales each group by its lr_scale)."""
-        encoder = getattr(module, "encoder", None)
-        own = {id(p) for p in encoder.parameters()} if encoder is not None else set()
-        groups = [
-            {"params": [p for p in module.parameters() if id(p) not in own], "lr_scale": 1.0},
-            {
-                "params": [p for p in module.parameters() if id(p) in own],
-                "lr_scale": self.config.encoder_lr_scale,
-            },
-        ]
-        groups = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in groups]
-        groups = [g for g in groups if g["params"]]
-        return torch.optim.Adam(groups, lr=self.lr, betas=self.betas)
-
-    def autocast(self):
-        return torch.autocast("cuda", torch.bfloat16, enabled=self.amp)
-
-    def parallel(self, module: nn.Module) -> nn.Module:
-        """``module`` under DistributedDataParallel when running under torchrun."""
-        if not torch.distributed.is_initialized():
-            return module
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        return nn.parallel.DistributedDataParallel(module, device_ids=ids)
-
-    def prepare(self, photos: list[np.ndarray]) -> dict[str, float]:
-        """Look at the training photos once, before step 0; returns facts worth logging."""
-        return {}
-
-    def step(self, batch: data.Batch) -> dict[str, float]:
-        raise NotImplementedError
-
-    def inference_module(self) -> nn.Module:
-        return self.net
-
-
-def descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
 
 
 class Regression(Family):
@@ -312,7 +227,7 @@ class Hints(Classification):
         self.optimizers["net"] = self.adam(self.net)
 
     def load_initial(self, init: str | None) -> None:
-        from colorizer.registry import ensure_weights, load_state_dict_file
+        from colorizer.weights import ensure_weights, load_state_dict_file
 
         path = init or ensure_weights("colornet-v1")
         state = load_state_dict_file(path, self.arch)
@@ -362,15 +277,12 @@ class Hints(Classification):
 
 
 FAMILIES: dict[str, type[Family]] = {
-    family.name: family for family in (Regression, Classification, Pix2PixGAN, SomMlp, Hints)
+    family.name: family
+    for family in (Regression, Classification, Pix2PixGAN, SomMlp, Hints, RefinerFamily)
 }
 
 
 def make_family(config: TrainConfig, device: torch.device) -> Family:
-    if config.family == "refiner":  # the video refiner: its own module (flow, sequences)
-        from colorizer.train.refiner import RefinerFamily
-
-        return RefinerFamily(config, device)
     return FAMILIES[config.family](config, device)
 
 

@@ -24,7 +24,7 @@ from colorizer.errors import ColorizerError
 from colorizer.models.refiner import AB_SCALE, warp_tensor
 from colorizer.train import data
 from colorizer.train.config import TrainConfig
-from colorizer.train.families import Family, descend
+from colorizer.train.family import Family, descend
 
 FRAMES = 5  # frames per synthetic sequence
 FRAME_FRACTION = 0.4  # side of a frame relative to the training crop (176 -> 64)
@@ -106,8 +106,8 @@ class RefinerFamily(Family):
     default_lr = 1e-3
 
     def __init__(self, config: TrainConfig, device: torch.device) -> None:
-        from colorizer.registry import create_model, ensure_weights
         from colorizer.video.flow import FlowEstimator
+        from colorizer.weights import create_model, ensure_weights
 
         super().__init__(config, device)
         if not hasattr(self.net, "gru"):

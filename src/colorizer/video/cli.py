@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-DEVICES = ["auto", "cpu", "cuda", "mps"]
+from colorizer.options import add_device_option, add_model_options
 
 
 def add_video_parser(commands) -> None:
@@ -28,10 +28,12 @@ def add_video_parser(commands) -> None:
         help="output file; its suffix picks the container (default: "
         "INPUT_colorized.mp4 beside the input)",
     )
-    video.add_argument("--model", help="registered model name (default: colornet-v1)")
-    video.add_argument("--weights", help="run --model's architecture from this weights file")
-    video.add_argument("--size", type=int, help="side of the square the network sees")
-    video.add_argument("--device", default="auto", choices=DEVICES)
+    add_model_options(
+        video,
+        model="registered model name (default: colornet-v1)",
+        weights="run --model's architecture from this weights file",
+    )
+    add_device_option(video)
     encoder = video.add_argument_group("encoder")
     encoder.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
     encoder.add_argument("--crf", type=float, default=18, help="quality, lower is better (18)")

@@ -24,11 +24,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
-from colorizer import __version__, color
+from colorizer import color
+from colorizer.color import compose, resize_plane
 from colorizer.errors import ColorizerError
-from colorizer.pipeline import Colorizer, compose, resize_plane
+from colorizer.pipeline import Colorizer
+from colorizer.version import __version__
 from colorizer.video import flow
 from colorizer.video.consistency import (
     DEFAULT_FLOW,
@@ -376,8 +377,7 @@ class _Run:
 
     def _prepare(self, frame: SourceFrame) -> _Prepared:
         rgb = frame.rgb
-        grey = np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])
-        lightness = color.lightness_image(rgb / np.float32(255), grey=grey)
+        lightness = color.lightness_image(rgb / np.float32(255), grey=color.is_grey(rgb))
         size = self.colorizer.size
         work_grey = None
         if self.options.steadied:
@@ -410,8 +410,8 @@ class _Run:
 
     def _predict(self, batch: list[_Prepared]) -> None:
         started = time.perf_counter()
-        lightness = torch.from_numpy(np.stack([item.small for item in batch])).unsqueeze(1)
-        ab = self.colorizer.predict_ab(lightness).float().cpu().permute(0, 2, 3, 1).numpy()
+        # The planes are already at the network's side (shrunk on the decode thread).
+        ab = self.colorizer.predict_planes([item.small for item in batch])
         self.times.network += time.perf_counter() - started
         for item, item_ab in zip(batch, ab, strict=True):
             self._put(self.coloured, (item, item_ab))

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 from colorizer import color, metrics
+from colorizer.color import resize_plane
 from colorizer.errors import ColorizerError
-from colorizer.pipeline import Colorizer, resize_plane
+from colorizer.pipeline import Colorizer
 from colorizer.video import flow
 from colorizer.video.consistency import (
     DEFAULT_FLOW,
@@ -108,11 +108,7 @@ def evaluate_clip(
 
     def flush() -> None:
         lightness = [color.lightness_image(rgb) for rgb in batch]
-        small = np.stack(
-            [resize_plane(light, colorizer.size, colorizer.size) for light in lightness]
-        )
-        predicted = colorizer.predict_ab(torch.from_numpy(small).unsqueeze(1))
-        predicted = predicted.float().cpu().permute(0, 2, 3, 1).numpy()
+        predicted = colorizer.predict_planes(lightness)
         for truth, light, ab_small in zip(batch, lightness, predicted, strict=True):
             grey = flow.grey_u8(light)
             ab = resize_plane(ab_small, *light.shape)

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from colorizer.models.refiner import warp_tensor
-from colorizer.registry import create_model
 from colorizer.video import flow
 from colorizer.video.consistency import DEFAULT_FLOW, PropagatorState, is_scene_cut
+from colorizer.weights import create_model
 
 ARCH = "video-refiner"
 

@@ -1,0 +1,51 @@
+"""What every command shares: the model and device options, and running a parsed command.
+
+Each command module (``colorizer.cli``, ``guidance/cli.py``, ``video/cli.py``, ``server/cli.py``,
+``train/cli.py``) builds its options from here, and ``python -m colorizer.train`` runs its
+commands with ``run_command`` without importing the main parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from colorizer.errors import ColorizerError
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+MODEL_HELP = "registered model name (see `colorize models`; default: colornet-v1)"
+WEIGHTS_HELP = "run --model's architecture from this local weights file"
+SIZE_HELP = "side of the square the network sees"
+
+
+def add_device_option(parser, default: str | None = "auto", help: str | None = None) -> None:
+    """``--device {auto,cpu,cuda,mps}``."""
+    parser.add_argument("--device", default=default, choices=list(DEVICE_CHOICES), help=help)
+
+
+def add_model_options(
+    parser,
+    model: str = MODEL_HELP,
+    weights: str | None = WEIGHTS_HELP,
+    size: str | None = SIZE_HELP,
+) -> None:
+    """``--model``, and unless their help is None ``--weights`` and ``--size``."""
+    parser.add_argument("--model", help=model)
+    if weights is not None:
+        parser.add_argument("--weights", help=weights)
+    if size is not None:
+        parser.add_argument("--size", type=int, help=size)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run a parsed command; our errors become one readable line and exit code 1."""
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    try:
+        return args.run(args)
+    except ColorizerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

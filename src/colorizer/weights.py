@@ -285,7 +285,7 @@ def _stream(spec: ModelSpec, out, progress: bool) -> tuple[int, str]:
     received = 0
     try:
         request = urllib.request.Request(
-            spec.url, headers={"User-Agent": f"colorizer/{__version__}"}
+            str(spec.url), headers={"User-Agent": f"colorizer/{__version__}"}
         )
         with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT) as response:
             length_header = response.headers.get("Content-Length")

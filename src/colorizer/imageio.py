@@ -13,9 +13,7 @@ Embedded ICC profiles are not applied: pixel values are taken to be sRGB as stor
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 import threading
 import warnings
 from collections.abc import Callable
@@ -28,6 +26,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from colorizer.errors import ColorizerError, ImageReadError
+from colorizer.files import atomic_write
 
 # 200 MP lets a 12 MP photo and a 100 MP film or flatbed scan through with room to spare (a
 # 16000 x 12000 drum scan is 192 MP). Beyond that a header is far likelier to be a decompression
@@ -513,22 +512,6 @@ def _opencv_encoder(pixels: np.ndarray, ext: str) -> Callable[[BinaryIO], None]:
 
 
 def _write_atomically(path: Path, encode: Callable[[BinaryIO], None]) -> None:
-    # The temp file sits in the same directory so that os.replace is an atomic rename: readers see
-    # the old file or the whole new one, never half an image. os.open with mode 0o666 lets the
-    # umask set the permissions, as for any new file (mkstemp would force 0o600).
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(tmp, flags, 0o666)
-    except OSError as exc:  # name the file the caller asked for, not our temp name
-        raise type(exc)(exc.errno, exc.strerror, str(path)) from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            encode(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    # Readers see the old file or the whole new one, never half an image (colorizer.files).
+    with atomic_write(path) as f:
+        encode(f)

@@ -50,6 +50,17 @@ def add_train_parser(commands) -> None:
         "--published-prior", help="classification: compare the training prior with this .npy"
     )
     train.add_argument(
+        "--rebalance-lambda", type=float, help="classification: rebalancing strength (0.5)"
+    )
+    train.add_argument(
+        "--ab-l1-weight", type=float, help="classification: + this x L1 on decoded ab (0)"
+    )
+    train.add_argument(
+        "--encoder-lr-scale",
+        type=float,
+        help="pretrained encoders: their learning rate relative to the decoder's (1)",
+    )
+    train.add_argument(
         "--resume", action="store_true", help="continue from OUT/checkpoint.pt if it exists"
     )
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -190,6 +190,52 @@ def test_resume_after_kill_matches_an_uninterrupted_run(colorizer, clip, tmp_pat
     assert not parts.exists()
 
 
+_ENCODE_SEGMENT = """
+import hashlib, sys
+from fractions import Fraction
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from test_video import FPS, FRAMES, HEIGHT, WIDTH, moving_shapes
+from colorizer.video.output import EncoderSettings, SegmentWriter
+from colorizer.video.source import SourceInfo
+
+info = SourceInfo(Path("clip.mp4"), WIDTH, HEIGHT, Fraction(1, 12288), Fraction(FPS), FRAMES,
+                  FRAMES / FPS, 2, 0, 2, 2)
+writer = SegmentWriter(Path(sys.argv[1]), info, EncoderSettings())
+for index in range(12):
+    frame = moving_shapes(index)
+    frame[..., 1] = frame[..., 1] // 2 + 3 * index  # texture that x264's rate control weighs
+    writer.write(frame, index * 1024, 1024)
+writer.finish()
+"""
+
+
+def test_encoder_output_does_not_depend_on_uninitialised_memory(tmp_path):
+    """The same frames encode to the same bytes whatever fills fresh heap memory.
+
+    glibc's MALLOC_PERTURB_ fills every malloc'd block with a given byte: an encoder that reads
+    memory it never wrote (x264's AVX-512 MB-tree on small frames) then encodes differently, as
+    it does at random in a busy process, and a resumed film would differ from a clean one.
+    """
+    import os
+    import subprocess
+    import sys
+
+    outputs = []
+    for perturb in ("0", "1", "200"):
+        out = tmp_path / f"segment-{perturb}.mov"
+        env = {**os.environ, "MALLOC_PERTURB_": perturb}
+        subprocess.run(
+            [sys.executable, "-c", _ENCODE_SEGMENT, str(out), str(Path(__file__).parent)],
+            env=env,
+            check=True,
+            timeout=120,
+        )
+        with av.open(str(out)) as segment:
+            outputs.append([bytes(p) for p in segment.demux(video=0) if p.size])
+    assert outputs[0] == outputs[1] == outputs[2]
+
+
 def test_start_and_end_cut_a_segment_starting_at_zero(colorizer, clip, tmp_path):
     out = tmp_path / "part.mp4"
     options = VideoOptions(start_s=0.5, end_s=1.5, consistency=0.0)

@@ -48,15 +48,29 @@ class EncoderSettings:
     pix_fmt: str = "yuv420p"
 
 
+# Options that make an encoder's output depend on its input alone. x264's macroblock-tree rate
+# control (on in every preset but ultrafast) reads memory it never initialised in its AVX-512 code
+# for some small frame sizes (96x64, 160x64, 192x128, 320x192 but not 128x64, 640x384 or 1920x1080
+# on an AMD EPYC with AVX-512): the same frames then encode differently from run to run, and a
+# resumed film's segments would not match an uninterrupted run's. Without MB-tree, x264 (and its
+# threads: frame and sliced threading are deterministic) gives the same bytes every run.
+_DETERMINISTIC = {"libx264": {"mbtree": "0"}}
+
+
 def encoder_options(settings: EncoderSettings) -> dict[str, str]:
-    """--crf and --preset as the codec's private options, where it has them."""
+    """--crf and --preset as the codec's private options, where it has them, and the options
+    that make the codec deterministic (``_DETERMINISTIC``)."""
     try:
         context = av.codec.Codec(settings.codec, "w").create("video")
     except (av.FFmpegError, ValueError) as exc:
         raise VideoWriteError(f"unknown video encoder {settings.codec!r} ({exc})") from exc
     offered = {option.name for option in context.supported_options.private}
     wanted = {"crf": settings.crf, "preset": settings.preset}
-    options = {}
+    options = {
+        name: value
+        for name, value in _DETERMINISTIC.get(context.codec.name, {}).items()
+        if name in offered
+    }
     for name, value in wanted.items():
         if value is None:
             continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.util
 import os
 import socket
@@ -10,6 +11,7 @@ import sys
 import threading
 import time
 
+from colorizer.errors import ColorizerError
 from colorizer.options import add_device_option, add_model_options
 from colorizer.server.settings import MB, ServerSettings, is_loopback
 
@@ -134,13 +136,19 @@ def _bind(host: str, port: int, fallback: bool) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host.strip("[]"), port))
-    except OSError:
-        if not fallback:
-            sock.close()
-            raise
-        sock.bind((host.strip("[]"), 0))
-    sock.listen(128)
+        try:
+            sock.bind((host.strip("[]"), port))
+        except OSError:
+            if not fallback:
+                raise
+            sock.bind((host.strip("[]"), 0))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ColorizerError(f"port {port} on {host} is in use") from None
+        reason = exc.strerror or str(exc)
+        raise ColorizerError(f"cannot listen on {host} port {port}: {reason}") from None
     return sock
 
 

@@ -18,8 +18,8 @@ from fastapi.responses import Response
 from colorizer.errors import ColorizerError, WeightsError
 from colorizer.guidance import Guidance, parse_hints
 from colorizer.pipeline import Colorizer
-from colorizer.server.errors import ApiError
-from colorizer.server.jobs import QueueFull, public_message
+from colorizer.server.errors import ApiError, weights_message
+from colorizer.server.jobs import QueueFull, public_message, scrub_paths
 from colorizer.server.models import UnknownModel
 from colorizer.server.schemas import ERRORS, ErrorBody, ImageOptions, Suggestion, Suggestions
 from colorizer.server.schemas import read_options as _read_options
@@ -80,7 +80,14 @@ def add_image_routes(app: FastAPI, state: ServerState) -> None:
     ) -> Response:
         """Colorize one photo; the answer is the image itself."""
         fmt = choose_format(request.headers.get("accept"))
-        merged = _read_options(options, model=model, size=size, hints=hints, saturation=saturation)
+        merged = _read_options(
+            options,
+            max_hints=state.settings.max_hints,
+            model=model,
+            size=size,
+            hints=hints,
+            saturation=saturation,
+        )
         files = {"image": image, "reference": reference or merged.reference, "scribbles": scribbles}
         work = ImageWork(state, files, merged, fmt)
         body = await run_image(state, work.colorize)
@@ -177,11 +184,16 @@ class ImageWork:
     def _public(self, exc: Exception) -> Exception:
         if isinstance(exc, ApiError | QueueFull):
             return exc
-        message = self.uploads.describe(public_message(exc))
+        if isinstance(exc, ColorizerError | OSError | ValueError):
+            message = scrub_paths(self.uploads.describe(str(exc) or type(exc).__name__))
+        else:
+            message = public_message(exc)
         if isinstance(exc, UnknownModel):
             return ApiError(400, message)
         if isinstance(exc, WeightsError):
-            return ApiError(503, message)
+            return ApiError(
+                503, weights_message(exc, self.options.model or self.state.pool.default)
+            )
         if isinstance(exc, ColorizerError):
             return ApiError(400, message)
         log.error("colorizing failed", exc_info=exc)

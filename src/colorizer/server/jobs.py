@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import secrets
 import shutil
 import tempfile
@@ -227,6 +228,19 @@ class JobQueue:
                 self._running -= 1
                 self._finish(job, *outcome)
 
+    def claim_download(self, job: Job) -> bool:
+        """Whether this caller may send the result: one download at a time, and only once."""
+        with self._cond:
+            if job.status != "done" or job.downloading:
+                return False
+            job.downloading = 1
+            return True
+
+    def release_download(self, job: Job) -> None:
+        """A download broke off: the result stays for another try."""
+        with self._cond:
+            job.downloading = max(0, job.downloading - 1)
+
     def downloaded(self, job: Job) -> None:
         """The result went out in full: its files go now (the record stays until expiry)."""
         with self._cond:
@@ -291,4 +305,30 @@ def public_message(exc: BaseException, *private: Path) -> str:
     message = str(exc) or type(exc).__name__
     for path in private:
         message = message.replace(str(path), "<upload>")
+    return scrub_paths(message)
+
+
+def scrub_paths(message: str) -> str:
+    """``message`` with any path under the temp folder, the home folder or the model cache cut
+    to its last part (a file name says what is meant; the folders are the server's business)."""
+    for root in _private_roots():
+        pattern = re.escape(root) + r"(?=$|[/\\\s'\"`),;])[^\s'\"`(),;]*"
+        message = re.sub(pattern, _last_part, message)
     return message
+
+
+def _last_part(match: re.Match) -> str:
+    path = match.group(0).rstrip(".:")
+    trailing = match.group(0)[len(path) :]
+    name = re.split(r"[/\\]", path.rstrip("/\\"))[-1]
+    return (name or "a server folder") + trailing
+
+
+def _private_roots() -> list[str]:
+    roots = {tempfile.gettempdir(), str(Path.home())}
+    with contextlib.suppress(Exception):
+        from colorizer.weights import cache_dir
+
+        roots.add(str(cache_dir()))
+    # Longest first, so that a cache inside the home folder keeps its file name.
+    return sorted((r.rstrip("/\\") for r in roots if len(r.rstrip("/\\")) > 1), key=len)[::-1]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,9 @@ from pydantic import BaseModel, Field
 from colorizer.server.errors import ApiError
 
 OPTION_KEYS = ("model", "size", "hints", "saturation", "reference")
+# Valid point hints nest at most 3 levels ({"points": [{"ab": [a, b]}]}); the options object
+# around them adds one. Deeper JSON is refused before anything walks it.
+MAX_JSON_DEPTH = 8
 
 
 class ErrorBody(BaseModel):
@@ -84,6 +88,7 @@ ERRORS = {
     400: {"model": ErrorBody, "description": "the upload or an option cannot be used"},
     401: {"model": ErrorBody, "description": "an API key is required and was wrong or missing"},
     413: {"model": ErrorBody, "description": "over an upload, pixel or duration limit"},
+    422: {"model": ErrorBody, "description": "a field is missing or of the wrong type"},
     429: {"model": ErrorBody, "description": "the server's queue is full; retry later"},
 }
 
@@ -94,19 +99,19 @@ class ImageOptions:
 
     model: str | None = None
     size: int | None = None
-    hints: str | None = None  # the point hints as JSON text, for guidance.parse_hints
+    hints: list | None = None  # point hint entries, parsed JSON for guidance.parse_hints
     saturation: float | None = None
     reference: bytes | None = None  # from a data: URL in the options object
 
 
-def read_options(options: str | None, **fields: Any) -> ImageOptions:
-    """Form fields win over the same keys in the ``options`` JSON object."""
+def read_options(options: str | None, *, max_hints: int, **fields: Any) -> ImageOptions:
+    """Merge the ``options`` JSON object with the form fields (which win) and check each value.
+
+    Wrong types answer 422 naming the field; bad JSON, unknown keys and values out of range 400.
+    """
     merged: dict[str, Any] = {}
     if options:
-        try:
-            parsed = json.loads(options)
-        except json.JSONDecodeError as exc:
-            raise ApiError(400, f"options is not valid JSON: {exc}") from None
+        parsed = load_json(options, "options")
         if not isinstance(parsed, dict):
             raise ApiError(400, "options must be a JSON object")
         unknown = set(parsed) - set(OPTION_KEYS)
@@ -114,18 +119,87 @@ def read_options(options: str | None, **fields: Any) -> ImageOptions:
             raise ApiError(400, f"options: unknown keys {sorted(unknown)}")
         merged.update(parsed)
     merged.update({k: v for k, v in fields.items() if v is not None})
-    if isinstance(merged.get("hints"), list | dict):
-        merged["hints"] = json.dumps(merged["hints"])
-    if merged.get("size") is not None and not isinstance(merged["size"], int):
-        raise ApiError(400, f"size must be a whole number, got {merged['size']!r}")
-    reference = merged.pop("reference", None)
+    model = merged.get("model")
+    if model is not None and (not isinstance(model, str) or not model.strip()):
+        raise _wrong_type("model", "a model name (a non-empty string)", model)
+    size = merged.get("size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int)):
+        raise _wrong_type("size", "a whole number", size)
+    saturation = merged.get("saturation")
+    if saturation is not None:
+        if isinstance(saturation, bool) or not isinstance(saturation, int | float):
+            raise _wrong_type("saturation", "a number from 0 to 1", saturation)
+        if not (math.isfinite(saturation) and 0 <= saturation <= 1):
+            raise ApiError(400, f"saturation must be a number from 0 to 1, got {saturation!r}")
+    reference = merged.get("reference")
     return ImageOptions(
-        model=merged.get("model"),
-        size=merged.get("size"),
-        hints=merged.get("hints"),
-        saturation=merged.get("saturation"),
+        model=model,
+        size=size,
+        hints=_hint_entries(merged.get("hints"), max_hints),
+        saturation=None if saturation is None else float(saturation),
         reference=None if reference is None else _data_url(reference),
     )
+
+
+def load_json(text: str, what: str) -> Any:
+    """Parsed JSON, refusing bad syntax and nesting deeper than ``MAX_JSON_DEPTH``."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        value = None
+        deep = True
+    else:
+        deep = _depth(value) > MAX_JSON_DEPTH
+    if deep:
+        raise ApiError(400, f"{what} is nested too deeply (more than {MAX_JSON_DEPTH} levels)")
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in ``value`` (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level <= MAX_JSON_DEPTH:  # deeper than that is refused anyway
+                stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _hint_entries(hints: Any, limit: int) -> list | None:
+    """The point hints as a list of entries (from JSON text, a list or ``{"points": [...]}``)."""
+    if hints is None:
+        return None
+    if isinstance(hints, str):
+        if not hints.strip():
+            return None
+        hints = load_json(hints, "hints")
+    elif _depth(hints) > MAX_JSON_DEPTH:
+        raise ApiError(400, f"hints is nested too deeply (more than {MAX_JSON_DEPTH} levels)")
+    if isinstance(hints, dict) and isinstance(hints.get("points"), list):
+        hints = hints["points"]
+    if not isinstance(hints, list):
+        raise _wrong_type("hints", 'a list of points [{"x": ..., "y": ..., "color": ...}]', hints)
+    if len(hints) > limit:
+        raise ApiError(400, f"too many hints: {len(hints):,}; this server takes at most {limit:,}")
+    return hints
+
+
+def _wrong_type(field: str, expected: str, value: Any) -> ApiError:
+    return ApiError(422, f"{field} must be {expected}, got {_describe(value)}")
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, dict | list):
+        return f"a JSON {'object' if isinstance(value, dict) else 'list'}"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _data_url(value) -> bytes:

@@ -27,6 +27,7 @@ class ServerSettings:
     max_pixels: int = 50_000_000  # decoded pixels of an uploaded image
     max_video_seconds: float = 600.0
     max_network_size: int = 1024  # the largest --size a request may ask for
+    max_hints: int = 256  # point hints per photo request (each costs time); beyond it: 400
     image_workers: int = 2  # images colorized at once (threads sharing the loaded models)
     max_pending_images: int = 16  # images running or waiting; beyond it: 429
     video_workers: int = 1
@@ -48,6 +49,7 @@ class ServerSettings:
             "video_workers": self.video_workers,
             "request_timeout_s": self.request_timeout_s,
             "max_network_size": self.max_network_size,
+            "max_hints": self.max_hints,
         }
         for name, value in positive.items():
             if value <= 0:

@@ -6,7 +6,8 @@ the result encoded by it too. A client's file name is never used for anything.
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
+import re
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image
@@ -85,9 +86,15 @@ class Uploads:
     def describe(self, message: str) -> str:
         """``message`` with the temp-area paths of these uploads replaced by their field names."""
         for name, path in self.paths.items():
-            message = message.replace(f"image file '{path}'", f"the uploaded {name}")
-            message = message.replace(str(path), f"the uploaded {name}")
+            message = message.replace(f"image file '{path}'", self.called(name))
+            message = message.replace(str(path), self.called(name))
         return message
+
+    def called(self, name: str) -> str:
+        """How messages name an upload: its field and the client's own file name, if any."""
+        filename = getattr(self.files.get(name), "filename", None) or ""
+        filename = re.sub(r"[^\w .,+()-]", "", PurePosixPath(filename.replace("\\", "/")).name)[:64]
+        return f"the uploaded {name} '{filename}'" if filename.strip() else f"the uploaded {name}"
 
     def cleanup(self) -> None:
         for path in self.paths.values():

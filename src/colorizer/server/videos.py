@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import math
 import shutil
 from pathlib import Path
@@ -17,13 +18,16 @@ from typing import Annotated
 
 from fastapi import FastAPI, File, Form, HTTPException, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
+from PIL import Image
 
 from colorizer.errors import ColorizerError, WeightsError
-from colorizer.server.errors import ApiError
+from colorizer.server.errors import ApiError, weights_message
 from colorizer.server.jobs import Job, QueueFull, public_message
 from colorizer.server.schemas import ERRORS, ErrorBody, JobStatus
 from colorizer.server.state import ServerState
 from colorizer.server.uploads import copy_limited
+
+log = logging.getLogger(__name__)
 
 
 def add_video_routes(app: FastAPI, state: ServerState) -> None:
@@ -62,7 +66,7 @@ def add_video_routes(app: FastAPI, state: ServerState) -> None:
         "/v1/jobs/{job_id}",
         tags=["video"],
         response_model=JobStatus,
-        responses={401: ERRORS[401], 404: {"model": ErrorBody}},
+        responses={401: ERRORS[401], 404: {"model": ErrorBody}, 422: ERRORS[422]},
     )
     async def job_status(job_id: str) -> JobStatus:
         """A video job's state and progress."""
@@ -76,6 +80,7 @@ def add_video_routes(app: FastAPI, state: ServerState) -> None:
             200: {"content": {"video/mp4": {}}, "description": "the colorized film"},
             401: ERRORS[401],
             404: {"model": ErrorBody},
+            422: ERRORS[422],
             409: {"model": ErrorBody, "description": "not finished, or failed"},
             410: {"model": ErrorBody, "description": "already downloaded, cancelled or expired"},
         },
@@ -89,26 +94,36 @@ def add_video_routes(app: FastAPI, state: ServerState) -> None:
             raise HTTPException(409, f"job {job.id} failed: {job.error}")
         if job.status != "done":
             raise HTTPException(410, f"job {job.id} is {job.status}; its result is gone")
-        job.downloading += 1
+        if not state.jobs.claim_download(job):  # atomic: parallel GETs send it once
+            raise HTTPException(410, f"job {job.id}'s result is being downloaded already")
         return _OneTimeFile(
             job.output,
             media_type="video/mp4",
             filename="colorized.mp4",
             on_sent=lambda: state.jobs.downloaded(job),
-            on_abort=lambda: setattr(job, "downloading", job.downloading - 1),
+            on_abort=lambda: state.jobs.release_download(job),
         )
 
     @app.delete(
         "/v1/jobs/{job_id}",
         tags=["video"],
         response_model=JobStatus,
-        responses={401: ERRORS[401], 404: {"model": ErrorBody}},
+        responses={401: ERRORS[401], 404: {"model": ErrorBody}, 422: ERRORS[422]},
     )
     async def cancel_job(job_id: str) -> JobStatus:
         """Cancel a job (queued or running) or delete its result now."""
         job = _find_job(state, job_id)
         state.jobs.cancel(job)
         return status_of(job, state.jobs.result_ttl_s)
+
+
+def still_image_format(path: Path) -> str | None:
+    """The format's name when ``path`` is a still image (an animated GIF or WebP is a film)."""
+    try:
+        with Image.open(path) as im:
+            return None if getattr(im, "is_animated", False) else im.format or "an image"
+    except Exception:
+        return None
 
 
 def video_module():
@@ -131,6 +146,13 @@ def prepare_video_job(
         copy_limited(upload.file, source, settings.max_video_bytes, "video")
         if source.stat().st_size == 0:
             raise ApiError(400, "the video upload is empty (0 bytes)")
+        still = still_image_format(source)
+        if still:
+            raise ApiError(
+                400,
+                f"the video upload is a still image ({still}), not a film; "
+                "colorize photos with POST /v1/colorize",
+            )
         from colorizer.video.source import probe
 
         try:
@@ -138,6 +160,9 @@ def prepare_video_job(
         except ColorizerError as exc:
             message = public_message(exc, source).replace("<upload>", "the video")
             raise ApiError(400, message) from None
+        except Exception as exc:  # whatever PyAV makes of a file it cannot use
+            log.info("probing an uploaded video failed", exc_info=exc)
+            raise ApiError(400, "the video upload is not a readable video") from None
         seconds = info.duration_s
         if not math.isfinite(seconds) and info.frame_rate:
             seconds = info.frame_count / float(info.frame_rate)
@@ -153,10 +178,12 @@ def prepare_video_job(
     except ApiError:
         shutil.rmtree(folder, ignore_errors=True)
         raise
+    except WeightsError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise ApiError(503, weights_message(exc, model or state.pool.default)) from None
     except ColorizerError as exc:
         shutil.rmtree(folder, ignore_errors=True)
-        status = 503 if isinstance(exc, WeightsError) else 400
-        raise ApiError(status, public_message(exc, source, folder)) from None
+        raise ApiError(400, public_message(exc, source, folder)) from None
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

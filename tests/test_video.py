@@ -279,15 +279,32 @@ def damaged_in_the_middle(path: Path, clip: Path) -> Path:
     return path
 
 
+def still_image(path: Path, suffix: str) -> Path:
+    """A photo: FFmpeg opens it as a one-frame stream (a PNG has no duration at all)."""
+    from PIL import Image
+
+    photo = path.with_suffix(suffix)
+    Image.fromarray(moving_shapes(3)).save(photo)
+    return photo
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
+        (
+            lambda path, clip: still_image(path, ".png"),
+            r"is not a video: it is a still image \(PNG",
+        ),
+        (
+            lambda path, clip: still_image(path, ".jpg"),
+            r"is not a video: it is a still image \(JPEG",
+        ),
         (lambda path, clip: audio_only(path), "has no video stream"),
         (lambda path, clip: garbage(path), "not a readable video"),
         (truncated, "not a readable video"),
         (damaged_in_the_middle, "damaged video"),
     ],
-    ids=["no-video-stream", "garbage", "truncated", "damaged-frames"],
+    ids=["png-photo", "jpeg-photo", "no-video-stream", "garbage", "truncated", "damaged-frames"],
 )
 def test_bad_input_is_a_clear_error_and_leaves_nothing(colorizer, clip, tmp_path, make, message):
     bad = make(tmp_path / "bad.mp4", clip)

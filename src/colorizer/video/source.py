@@ -78,6 +78,7 @@ def probe(path: Path) -> SourceInfo:
     """
     with open_input(path) as container:
         stream = video_stream(container, path)
+        _refuse_still_image(container, stream, path)
         context = stream.codec_context
         first = next(decode(container, stream, path), None)
         if first is None:
@@ -90,13 +91,29 @@ def probe(path: Path) -> SourceInfo:
             height=first.height,
             time_base=stream.time_base or Fraction(1, 90000),
             frame_rate=Fraction(rate),
-            frame_count=stream.frames or round(duration * rate),
+            frame_count=stream.frames or (round(duration * rate) if math.isfinite(duration) else 0),
             duration_s=duration,
             colorspace=context.colorspace,
             color_range=context.color_range,
             color_primaries=context.color_primaries,
             color_trc=context.color_trc,
             duration_is_video=bool(stream.duration and stream.time_base),
+        )
+
+
+def _refuse_still_image(
+    container: av.container.InputContainer, stream: av.VideoStream, path: Path
+) -> None:
+    """A photo opens as a one-frame "video" (FFmpeg's image demuxers): say what it is instead."""
+    name = container.format.name
+    still = name == "image2" or name.endswith("_pipe")
+    if name == "gif" and stream.frames <= 1:
+        still = True
+    if still:
+        kind = {"mjpeg": "JPEG"}.get(stream.codec_context.name, stream.codec_context.name.upper())
+        raise VideoReadError(
+            f"{path} is not a video: it is a still image ({kind}); "
+            "colorize photos with `colorize image`"
         )
 
 

@@ -2,24 +2,30 @@
 
 ``Colorizer.colorize(image, guidance=Guidance(...))`` applies it; ``colorizer.guidance.core``
 explains how each kind of guidance is used.
+
+The names are loaded on first use, so ``colorize --help`` (which reads
+``colorizer.guidance.cli``) does not load PyTorch or SciPy.
 """
 
-from colorizer.guidance.core import Guidance
-from colorizer.guidance.hints import (
-    PointHint,
-    encode_hints,
-    parse_hint_arg,
-    parse_hints,
-    read_hints_file,
-    sample_hints,
-)
+from __future__ import annotations
 
-__all__ = [
-    "Guidance",
-    "PointHint",
-    "encode_hints",
-    "parse_hint_arg",
-    "parse_hints",
-    "read_hints_file",
-    "sample_hints",
-]
+import importlib
+from typing import Any
+
+_WHERE = {
+    "Guidance": "core",
+    "PointHint": "hints",
+    "encode_hints": "hints",
+    "parse_hint_arg": "hints",
+    "parse_hints": "hints",
+    "read_hints_file": "hints",
+    "sample_hints": "hints",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'colorizer.guidance' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"colorizer.guidance.{_WHERE[name]}"), name)

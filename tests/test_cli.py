@@ -113,3 +113,42 @@ def test_pull_without_network_explains(capsys, monkeypatch, tmp_path):
     assert main(["models", "pull", "eccv16", "-q"]) == 1
     err = capsys.readouterr().err
     assert "127.0.0.1:9" in err and spec.sha256 in err
+
+
+def test_one_input_and_an_image_file_name_writes_that_file(run, photos, tmp_path):
+    out = tmp_path / "result.png"
+    assert run(photos / "old.jpg", "-o", out) == 0
+    assert out.is_file() and Image.open(out).size == (32, 24)
+    jpeg = tmp_path / "sub" / "result.JPG"
+    assert run(photos / "old.jpg", "-o", jpeg) == 0
+    assert Image.open(jpeg).format == "JPEG"
+    assert run(photos / "old.jpg", "-o", out) == 1  # exists: not replaced without --overwrite
+    assert run(photos / "old.jpg", "-o", out, "--overwrite") == 0
+
+
+def test_two_inputs_and_o_still_mean_a_folder(run, photos, tmp_path):
+    out = tmp_path / "results"
+    assert run(photos / "old.jpg", photos / "1920s" / "wedding.png", "-o", out) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["old.png", "wedding.png"]
+
+
+def test_dash_reads_stdin_and_writes_png_to_stdout(run, photos, monkeypatch, capsysbinary):
+    import io
+    import sys
+
+    stdin = io.TextIOWrapper(io.BytesIO((photos / "old.jpg").read_bytes()))
+    monkeypatch.setattr(sys, "stdin", stdin)
+    assert run("-", "-o", "-") == 0
+    data = capsysbinary.readouterr().out
+    assert data.startswith(b"\x89PNG")
+    picture = Image.open(io.BytesIO(data))
+    assert picture.size == (32, 24) and picture.mode == "RGB"
+
+
+def test_empty_stdin_is_a_clear_error(run, monkeypatch, capsys):
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))
+    assert run("-", "-o", "-") != 0
+    assert "standard input is empty" in capsys.readouterr().err

@@ -115,10 +115,12 @@ def cmd_image(args: argparse.Namespace) -> int:
     from colorizer.imageio import DEFAULT_MAX_PIXELS
     from colorizer.pipeline import Colorizer
 
-    inputs, unmatched = find_inputs(args.inputs, args.recursive)
-    if not inputs:
-        print("no input images found in: " + " ".join(args.inputs), file=sys.stderr)
-        return 1
+    single = _single_output(args)
+    if single is None:
+        inputs, unmatched = find_inputs(args.inputs, args.recursive)
+        if not inputs:
+            print("no input images found in: " + " ".join(args.inputs), file=sys.stderr)
+            return 1
     from colorizer.guidance.cli import guidance_from_args
 
     guidance = guidance_from_args(args)
@@ -129,12 +131,75 @@ def cmd_image(args: argparse.Namespace) -> int:
         device=args.device,
         max_pixels=DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels or None,
     )
+    if single is not None:
+        return _colorize_one(colorizer, args.inputs[0], single, guidance, args.overwrite)
     output_dir = Path(args.output) if args.output else None
     jobs = plan_jobs(inputs, output_dir, "." + args.format.lstrip("."))
     progress = not args.quiet and len(jobs) > 1
     report = run_jobs(colorizer, jobs, args.overwrite, progress, guidance)
     print_report(report, unmatched)
     return 1 if report.failed or unmatched else 0
+
+
+STDIO = "-"
+
+
+def _single_output(args: argparse.Namespace) -> str | None:
+    """The output file when the command names one: one input and ``-o`` an image file name or
+    ``-`` (stdout); or the input ``-`` (stdin). None: the usual batch (``-o`` is a folder)."""
+    from colorizer.imageio import IMAGE_SUFFIXES
+
+    if len(args.inputs) != 1:
+        if STDIO in args.inputs:
+            raise ColorizerError("- (standard input) must be the only input")
+        return None
+    output = args.output
+    if output == STDIO or (output and Path(output).suffix.lower() in IMAGE_SUFFIXES):
+        return output
+    if args.inputs[0] == STDIO:
+        return output or STDIO  # `colorize image - > out.png`
+    return None
+
+
+def _colorize_one(colorizer, src: str, dst: str, guidance, overwrite: bool) -> int:
+    """``src`` (a file or ``-``) colorized into ``dst`` (a file or ``-``: PNG on stdout)."""
+    import io
+
+    from PIL import Image
+
+    from colorizer import imageio
+
+    if dst != STDIO and Path(dst).exists() and not overwrite:
+        print(f"{dst}: exists; --overwrite replaces it", file=sys.stderr)
+        return 1
+    if src == STDIO:
+        data = sys.stdin.buffer.read()
+        if not data:
+            raise ColorizerError("standard input is empty: no image to colorize")
+        try:
+            image = Image.open(io.BytesIO(data))
+        except OSError as exc:
+            raise ColorizerError(f"standard input is not an image ({exc})") from exc
+        picture = colorizer.read(image)
+    else:
+        picture = colorizer.read(src)
+    (rgb,) = colorizer.colorize_pictures([picture], guidance)
+    if dst != STDIO:
+        try:
+            written = imageio.write_image(dst, rgb, picture.alpha, bit_depth=picture.bit_depth)
+        except OSError as exc:
+            raise ColorizerError(f"{dst}: cannot write ({exc.strerror or exc})") from exc
+        print(written)
+        return 0
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="colorize-") as folder:
+        out = imageio.write_image(
+            Path(folder) / "out.png", rgb, picture.alpha, bit_depth=picture.bit_depth
+        )
+        sys.stdout.buffer.write(out.read_bytes())
+    sys.stdout.buffer.flush()
+    return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -207,9 +272,14 @@ def build_parser() -> argparse.ArgumentParser:
     image = commands.add_parser(
         "image", help="colorize photos", description="Colorize photos, folders or globs."
     )
-    image.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
     image.add_argument(
-        "-o", "--output", help="write DIR/NAME.png instead of NAME_colorized.png beside the input"
+        "inputs", nargs="+", help="image files, folders or glob patterns; - reads standard input"
+    )
+    image.add_argument(
+        "-o",
+        "--output",
+        help="write DIR/NAME.png instead of NAME_colorized.png beside the input; with one input, "
+        "a file name with an image suffix (result.png) is that file, and - is standard output",
     )
     image.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
     add_model_options(image)

@@ -707,6 +707,29 @@ def test_write_replaces_and_uses_normal_permissions(tmp_path):
         assert path.stat().st_mode == plain.stat().st_mode  # the umask decides, not 0o600
 
 
+@pytest.mark.parametrize("bit_depth", [8, 16])
+def test_png_compression_changes_the_size_not_the_pixels(tmp_path, bit_depth):
+    smooth = np.linspace(0, 1, 64 * 96 * 3, dtype=np.float32).reshape(64, 96, 3)
+    default = write_image(tmp_path / "default.png", smooth, bit_depth=bit_depth)
+    stored = write_image(tmp_path / "stored.png", smooth, bit_depth=bit_depth, png_compression=0)
+    best = write_image(tmp_path / "best.png", smooth, bit_depth=bit_depth, png_compression=9)
+    assert stored.stat().st_size > default.stat().st_size >= best.stat().st_size
+    for path in (stored, best):
+        np.testing.assert_array_equal(read_image(path).rgb, read_image(default).rgb)
+
+
+def test_png_compression_default_is_unchanged_and_checked(tmp_path):
+    rgb = _random_rgb(shape=(40, 50))
+    path = write_image(tmp_path / "out.png", rgb)
+    pillow = io.BytesIO()
+    Image.fromarray(np.round(rgb * 255).astype(np.uint8)).save(pillow, format="PNG")
+    assert path.read_bytes() == pillow.getvalue()
+    write_image(tmp_path / "out.jpg", rgb, png_compression=1)  # ignored for other formats
+    for level in (-1, 10):
+        with pytest.raises(ValueError, match="png_compression"):
+            write_image(tmp_path / "bad.png", rgb, png_compression=level)
+
+
 # --- to_like -----------------------------------------------------------------------------------
 
 _RGB = np.array([[[0.0, 0.5, 1.0], [0.2, 0.4, 0.6]]], np.float32)

@@ -140,12 +140,12 @@ def format_table(means: dict[str, dict[str, float]]) -> str:
 
 def write_csv(path: Path, evaluation: Evaluation) -> None:
     """Per-image rows of every method, written atomically."""
+    from colorizer.files import atomic_write  # (a foundation module: no cycle)
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".part")
-    with temporary.open("w", newline="") as handle:
+    with atomic_write(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["method", "image", *COLUMNS, "cf_truth"])
         for method, rows in evaluation.rows.items():
             for row in rows:
                 writer.writerow([method, row["image"], *(row[k] for k in [*COLUMNS, "cf_truth"])])
-    temporary.replace(path)

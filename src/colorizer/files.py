@@ -5,6 +5,12 @@ directory, so ``os.replace`` is an atomic rename), named ``.<name>.<random>.tmp<
 destination's suffix kept last, for writers that pick a format from it), is flushed to disk
 (``fsync``) and only then renamed over the destination. On any failure, Ctrl-C included, the
 temp file is removed and the destination is untouched.
+
+Two parameters serve writers whose temp files must be told apart: ``tag`` replaces ``tmp`` in
+the name (the video work folder's files are ``partial``), and ``folder`` puts the temp file in
+another directory on the same file system (a film is remuxed inside its work folder, so a killed
+run leaves nothing beside the output). Writers that cannot use a ``with`` block (a segment
+encoded frame by frame) call ``temp_path``, ``commit`` and ``discard`` themselves.
 """
 
 from __future__ import annotations
@@ -17,10 +23,14 @@ from pathlib import Path
 from typing import IO, Any
 
 
-def temp_path(path: str | Path) -> Path:
-    """A fresh temp name beside ``path`` (see the module docstring)."""
+def temp_path(path: str | Path, *, tag: str = "tmp", folder: str | Path | None = None) -> Path:
+    """A fresh temp name for ``path``: ``.<name>.<random>.<tag><suffix>`` beside it, or in
+    ``folder`` (which must be on the same file system) when given."""
     path = Path(path)
-    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp{path.suffix}")
+    if not tag or "/" in tag or os.sep in tag or tag.startswith("."):
+        raise ValueError(f"tag must be a plain name part, got {tag!r}")
+    name = f".{path.name}.{secrets.token_hex(4)}.{tag}{path.suffix}"
+    return Path(folder) / name if folder is not None else path.with_name(name)
 
 
 def _fsync(path: Path) -> None:
@@ -40,9 +50,13 @@ def discard(temp: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A temp path to write ``path``'s new content to (by any library); renamed on success."""
-    temp = temp_path(path)
+def atomic_path(
+    path: str | Path, *, tag: str = "tmp", folder: str | Path | None = None
+) -> Iterator[Path]:
+    """A temp path to write ``path``'s new content to (by any library); flushed and renamed
+    over ``path`` when the block ends cleanly, removed otherwise. ``tag``, ``folder``: see
+    ``temp_path``."""
+    temp = temp_path(path, tag=tag, folder=folder)
     try:
         yield temp
         commit(temp, path)
@@ -52,14 +66,22 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | Path, mode: str = "wb", **kwargs: Any) -> Iterator[IO[Any]]:
+def atomic_write(
+    path: str | Path,
+    mode: str = "wb",
+    *,
+    tag: str = "tmp",
+    folder: str | Path | None = None,
+    **kwargs: Any,
+) -> Iterator[IO[Any]]:
     """An open file whose content replaces ``path`` atomically when the block ends cleanly.
 
-    The file is created with mode 0o666 less the umask, as any new file (``mkstemp`` would force
-    0o600). An error opening it names ``path``, not the temp name.
+    ``mode`` and ``kwargs`` (``newline=``, ``encoding=``) are ``open``'s; ``tag``, ``folder``: see
+    ``temp_path``. The file is created with mode 0o666 less the umask, as any new file
+    (``mkstemp`` would force 0o600). An error opening it names ``path``, not the temp name.
     """
     path = Path(path)
-    temp = temp_path(path)
+    temp = temp_path(path, tag=tag, folder=folder)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(temp, flags, 0o666)

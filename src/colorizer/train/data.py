@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from colorizer import color, imageio
 from colorizer.errors import ColorizerError
+from colorizer.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -183,15 +184,13 @@ def _write_cache(path: Path, photos: PhotoSet) -> None:
     shapes = np.array([p.shape[:2] for p in photos.photos], dtype=np.int64).reshape(-1, 2)
     flat = [p.ravel() for p in photos.photos]
     report = {"names": photos.names, "grey": photos.grey, "corrupt": photos.corrupt}
-    tmp = path.with_name(path.name + ".part")
-    with tmp.open("wb") as f:
+    with atomic_write(path) as f:
         np.savez(
             f,
             pixels=np.concatenate(flat) if flat else np.zeros(0, np.uint8),
             shapes=shapes,
             report=np.array(json.dumps(report)),
         )
-    tmp.replace(path)
 
 
 def _read_cache(path: Path) -> PhotoSet:

@@ -15,6 +15,7 @@ from pathlib import Path
 from torch import nn
 
 from colorizer.errors import ColorizerError
+from colorizer.files import atomic_path
 from colorizer.train.loop import read_checkpoint
 from colorizer.weights import architecture
 
@@ -68,10 +69,9 @@ def export(
     }
     tensors = {key: value.detach().contiguous() for key, value in model.state_dict().items()}
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    save_file(tensors, str(tmp), metadata)
-    os.chmod(tmp, 0o644)  # a package data file: readable by every user who installs it
-    os.replace(tmp, out)
+    with atomic_path(out) as temp:
+        save_file(tensors, str(temp), metadata)
+        os.chmod(temp, 0o644)  # a package data file: readable by every user who installs it
     card = out.with_suffix(".md")
     card.write_text(model_card(name, out.name, model, state, metrics))
     return [out, card]

@@ -27,6 +27,7 @@ import torch.distributed as dist
 
 from colorizer import color, imageio
 from colorizer.errors import ColorizerError
+from colorizer.files import atomic_path
 from colorizer.pipeline import resolve_device
 from colorizer.train import data
 from colorizer.train.config import TrainConfig
@@ -317,9 +318,8 @@ def save_checkpoint(
         "hardware": hardware(family.device),
         "torch": str(torch.__version__),
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a kill mid-save leaves the previous checkpoint intact
+    with atomic_path(path) as temp:  # a kill mid-save leaves the previous checkpoint intact
+        torch.save(state, temp)
 
 
 def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict:

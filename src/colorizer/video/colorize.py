@@ -9,7 +9,8 @@ touches the disk. The video is encoded in segments of ``segment_seconds`` in a w
 the output; a rerun after a kill keeps the finished segments and carries on after them, starting
 from the consistency memory saved with the last one. Network batches never straddle segments, so
 a resumed run computes exactly what an uninterrupted one would. Finally the segments and the
-source's audio are remuxed into a temporary file that is renamed onto the output.
+source's audio are remuxed into a temporary file in the work folder, flushed and renamed onto
+the output (``colorizer.files.atomic_path``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 from colorizer import color
 from colorizer.color import compose, resize_plane
 from colorizer.errors import ColorizerError
+from colorizer.files import atomic_path
 from colorizer.pipeline import Colorizer
 from colorizer.version import __version__
 from colorizer.video import flow
@@ -38,6 +40,7 @@ from colorizer.video.consistency import (
     FlowPropagator,
 )
 from colorizer.video.output import (
+    PARTIAL,
     EncoderSettings,
     SegmentWriter,
     Trim,
@@ -202,10 +205,11 @@ def _colorize_into(
     if not records:
         raise VideoReadError(f"{info.path}: no video frames between --start and --end")
     started = time.perf_counter()
-    partial = work.path / f"final{destination.suffix}"
     segments = [work.segment_path(r.index) for r in records]
-    remux(info, segments, partial, _trim(options, info, records))
-    os.replace(partial, destination)
+    # Remuxed inside the work folder (removed on success, kept for a rerun): a kill leaves
+    # nothing beside the destination.
+    with atomic_path(destination, tag=PARTIAL, folder=work.path) as partial:
+        remux(info, segments, partial, _trim(options, info, records))
     run.times.remux = time.perf_counter() - started
     return VideoReport(
         output=destination,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import heapq
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from colorizer import files
 from colorizer.errors import ColorizerError
 from colorizer.video.source import SourceInfo, open_input
 
@@ -32,6 +32,8 @@ _JPEG_RANGE = 2
 _MPEG_RANGE = 1
 _CHROMA_SUBSAMPLED = {"yuv420p", "yuv422p", "nv12", "yuv420p10le", "yuv422p10le"}
 _FASTSTART_FORMATS = {"mp4", "mov"}
+# The tag of the work folder's temp files (``colorizer.files.temp_path``): a file being written.
+PARTIAL = "partial"
 
 
 class VideoWriteError(ColorizerError):
@@ -101,7 +103,7 @@ class SegmentWriter:
 
     def __init__(self, path: Path, info: SourceInfo, settings: EncoderSettings) -> None:
         self.path = path
-        self.partial = path.with_name(f"{path.stem}.partial{path.suffix}")
+        self.partial = files.temp_path(path, tag=PARTIAL)
         self.info = info
         self.container = av.open(str(self.partial), "w", format="mov")
         try:
@@ -150,12 +152,12 @@ class SegmentWriter:
     def finish(self) -> None:
         self._mux(self.stream.encode(None))
         self.container.close()
-        os.replace(self.partial, self.path)
+        files.commit(self.partial, self.path)
 
     def abandon(self) -> None:
         with contextlib.suppress(av.FFmpegError):  # a half-written segment goes anyway
             self.container.close()
-        self.partial.unlink(missing_ok=True)
+        files.discard(self.partial)
 
 
 # --------------------------------------------------------------------------- final remux

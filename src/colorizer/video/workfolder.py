@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from colorizer.files import atomic_write
 from colorizer.video.consistency import PropagatorState
-from colorizer.video.output import VideoWriteError
+from colorizer.video.output import PARTIAL, VideoWriteError
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +101,11 @@ class WorkFolder:
     def commit(self, record: SegmentRecord, state: PropagatorState | None) -> None:
         """Mark segment ``record.index`` complete (its video file is already in place)."""
         if state is not None:
-            partial = self.segment_path(record.index, ".partial.npz")
             arrays = {"grey": state.grey, "ab": state.ab}
             if state.hidden is not None:
                 arrays["hidden"] = state.hidden
-            np.savez(partial, **arrays)
-            os.replace(partial, self.segment_path(record.index, ".npz"))
+            with atomic_write(self.segment_path(record.index, ".npz"), tag=PARTIAL) as f:
+                np.savez(f, **arrays)
         record_json = json.dumps(asdict(record))
         _write_atomic(self.segment_path(record.index, ".json"), record_json)
 
@@ -115,6 +114,5 @@ class WorkFolder:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    os.replace(partial, path)
+    with atomic_write(path, "w", tag=PARTIAL) as f:
+        f.write(text)

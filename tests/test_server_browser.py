@@ -99,7 +99,7 @@ def test_upload_colorize_hint_and_download(server, page, tmp_path):
     source = photo(tmp_path)
     page.goto(server.url)
     page.wait_for_function("document.querySelectorAll('#model option').length > 0")
-    assert page.locator("#model").input_value() == "colornet-v1"
+    assert page.locator("#model").input_value() == "colornet-v2"
 
     page.set_input_files("#file", str(source))
     wait_runs(page, 1)

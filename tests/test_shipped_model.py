@@ -74,10 +74,14 @@ def test_cli_uses_the_shipped_model_without_arguments(offline, tmp_path):
 
 def test_better_than_grey_on_held_out_photos(shipped):
     folder = shared_path("data", "val", "bsds500-test")
-    photos = evaluate.find_photos(folder)[:16]
+    photos = evaluate.find_photos(folder)[::8]  # 25 photos spread over the set, not its first few
     means = evaluate.evaluate(
         {"shipped": evaluate.colorizer_method(shipped)}, photos, progress=False
     ).means()
-    # On all 200 photos: 68.3% vs 63.2% (benchmarks/RESULTS.md); 16 photos leave room for noise.
-    assert means["shipped"]["auc_rebal_pooled"] > means[evaluate.GREY]["auc_rebal_pooled"] + 0.02
-    assert means["shipped"]["cf"] > 0.7 * means["shipped"]["cf_truth"]
+    ours, grey = means["shipped"], means[evaluate.GREY]
+    # Measured on these 25 (colornet-v2): pooled rebalanced AuC 75.4% vs grey 69.2%, PSNR 23.27
+    # vs 21.78 dB, colour cast 11.2 vs 16.8, CF 0.76 of the truth's; all 200: RESULTS.md.
+    assert ours["auc_rebal_pooled"] > grey["auc_rebal_pooled"] + 0.03
+    assert ours["psnr"] > grey["psnr"]
+    assert ours["cast"] < grey["cast"]
+    assert ours["cf"] > 0.6 * ours["cf_truth"]

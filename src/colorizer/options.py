@@ -14,7 +14,7 @@ import sys
 from colorizer.errors import ColorizerError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
-MODEL_HELP = "registered model name (see `colorize models`; default: colornet-v1)"
+MODEL_HELP = "registered model name (see `colorize models`; default: colornet-v2)"
 WEIGHTS_HELP = "run --model's architecture from this local weights file"
 SIZE_HELP = "side of the square the network sees"
 

@@ -34,7 +34,7 @@ __all__ = ["DEFAULT_MODEL", "Colorizer", "compose", "resize_plane", "resolve_dev
 log = logging.getLogger(__name__)
 
 # The model we train and ship inside the package: colorizing works offline out of the box.
-DEFAULT_MODEL = "colornet-v1"
+DEFAULT_MODEL = "colornet-v2"
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -57,7 +57,7 @@ class Colorizer:
     """Colorize grey photos with one model.
 
     ``model`` is a registered model name (``colorize models``; default: the shipped
-    ``colornet-v1``) or, with ``weights``, an architecture name. ``size`` is the side of the
+    ``colornet-v2``) or, with ``weights``, an architecture name. ``size`` is the side of the
     square the network sees (default: the model's). Instances are safe to share between
     threads: inference reads the model only.
     """

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from colorizer import color
+from colorizer.models.bin_classifier import BinClassifier
 from colorizer.registry import ModelSpec, register_architecture, register_models
 
 
@@ -55,7 +56,7 @@ class Up(nn.Module):
 
 
 @register_architecture("colornet")
-class ColorNet(nn.Module):
+class ColorNet(BinClassifier):
     """``forward(l)``: raw L (N x 1 x H x W, 0..100) -> ab (N x 2 x H x W) in Lab units.
 
     ``width`` scales every layer (the default, 32, has about 3 M parameters); ``temperature`` is
@@ -63,12 +64,10 @@ class ColorNet(nn.Module):
     """
 
     input_multiple = 16  # four stride-2 stages: skips only line up on multiples of 16
-    num_bins = 313
 
     def __init__(self, width: int = 32, temperature: float = color.DEFAULT_TEMPERATURE) -> None:
-        super().__init__()
+        super().__init__(temperature)
         w = width
-        self.temperature = temperature
         self.enc1 = nn.Sequential(conv_bn_relu(1, w, stride=2), conv_bn_relu(w, w))  # 1/2
         self.enc2 = nn.Sequential(conv_bn_relu(w, 2 * w, stride=2), conv_bn_relu(2 * w, 2 * w))
         self.enc3 = nn.Sequential(conv_bn_relu(2 * w, 4 * w, stride=2), conv_bn_relu(4 * w, 4 * w))
@@ -78,7 +77,6 @@ class ColorNet(nn.Module):
         self.up2 = Up(4 * w, 2 * w, 3 * w)  # back to 1/4, where the bins are scored
         self.refine = conv_bn_relu(3 * w, 3 * w)
         self.head = nn.Conv2d(3 * w, self.num_bins, 1)
-        self.register_buffer("bins", color.ab_bins(), persistent=False)
 
     def logits(self, l: torch.Tensor) -> torch.Tensor:  # noqa: E741 - L is the Lab name
         """Scores over the 313 ab bins, N x 313 x H/4 x W/4."""
@@ -87,14 +85,6 @@ class ColorNet(nn.Module):
         x3 = self.enc3(x2)
         x = self.context(self.enc4(x3))
         return self.head(self.refine(self.up2(self.up3(x, x3), x2)))
-
-    def distribution(self, l: torch.Tensor) -> torch.Tensor:  # noqa: E741
-        """Probabilities over the 313 bins of ``color.ab_bins()``, N x 313 x H/4 x W/4."""
-        return F.softmax(self.logits(l), dim=1)
-
-    def forward(self, l: torch.Tensor) -> torch.Tensor:  # noqa: E741
-        ab = color.annealed_mean(self.logits(l), self.bins, self.temperature)
-        return F.interpolate(ab, size=l.shape[-2:], mode="bilinear", align_corners=False)
 
 
 # The trained models of this architecture (its catalogue entries, as timm's default_cfgs).

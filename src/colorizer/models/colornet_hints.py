@@ -69,10 +69,3 @@ class ColorNetHints(ColorNet):
         x = self.up2(self.up3(x, x3), x2)
         x = x + self.hint_late(F.adaptive_avg_pool2d(hints, x.shape[-2:]))
         return self.head(self.refine(x))
-
-    def distribution(self, l, hint_ab=None, hint_mask=None) -> torch.Tensor:  # noqa: E741
-        return F.softmax(self.logits(l, hint_ab, hint_mask), dim=1)
-
-    def forward(self, l, hint_ab=None, hint_mask=None) -> torch.Tensor:  # noqa: E741
-        ab = color.annealed_mean(self.logits(l, hint_ab, hint_mask), self.bins, self.temperature)
-        return F.interpolate(ab, size=l.shape[-2:], mode="bilinear", align_corners=False)

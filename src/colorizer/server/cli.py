@@ -44,7 +44,7 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     defaults = ServerSettings()
     parser.add_argument("--host", default=defaults.host, help="address to listen on (%(default)s)")
     parser.add_argument("--port", type=int, default=defaults.port, help="port (%(default)s)")
-    add_model_options(parser, model="default model (default: colornet-v1)", weights=None, size=None)
+    add_model_options(parser, model="default model (default: colornet-v2)", weights=None, size=None)
     add_device_option(parser)
     parser.add_argument(
         "--api-key",

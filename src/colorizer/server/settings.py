@@ -18,7 +18,7 @@ class ServerSettings:
 
     host: str = "127.0.0.1"
     port: int = 8000
-    model: str | None = None  # default model (None: the shipped colornet-v1)
+    model: str | None = None  # default model (None: the shipped colornet-v2)
     device: str = "auto"
     # Requests to /v1/* must carry this key (X-API-Key or Authorization: Bearer) when set.
     api_key: str | None = None

@@ -30,7 +30,7 @@ def add_video_parser(commands) -> None:
     )
     add_model_options(
         video,
-        model="registered model name (default: colornet-v1)",
+        model="registered model name (default: colornet-v2)",
         weights="run --model's architecture from this weights file",
     )
     add_device_option(video)

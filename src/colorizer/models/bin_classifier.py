@@ -1,0 +1,34 @@
+"""What our 313-bin classifiers share: ECCV16's decoding of scores over ``color.ab_bins()``.
+
+A subclass defines ``logits(l, *hints)`` (N x 313 x h x w at any stride); this base turns them
+into a distribution and, by the annealed mean at ``temperature`` (a plain attribute, so it can
+be changed after loading), into ab upsampled bilinearly to the input's size.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from colorizer import color
+
+
+class BinClassifier(nn.Module):
+    num_bins = 313
+
+    def __init__(self, temperature: float = color.DEFAULT_TEMPERATURE) -> None:
+        super().__init__()
+        self.temperature = temperature
+        self.register_buffer("bins", color.ab_bins(), persistent=False)
+
+    def logits(self, l: torch.Tensor, *hints: torch.Tensor | None) -> torch.Tensor:  # noqa: E741
+        raise NotImplementedError
+
+    def distribution(self, l: torch.Tensor, *hints: torch.Tensor | None) -> torch.Tensor:  # noqa: E741
+        """Probabilities over the 313 bins of ``color.ab_bins()``, on the logits' grid."""
+        return F.softmax(self.logits(l, *hints), dim=1)
+
+    def forward(self, l: torch.Tensor, *hints: torch.Tensor | None) -> torch.Tensor:  # noqa: E741
+        ab = color.annealed_mean(self.logits(l, *hints), self.bins, self.temperature)
+        return F.interpolate(ab, size=l.shape[-2:], mode="bilinear", align_corners=False)

@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--weights", default=None)
     parser.add_argument("--feature", default="05_vehicles_motorcars_ireland_1900s.jpg")
     parser.add_argument("--out", default=str(Path(__file__).parent))
-    parser.add_argument("--width", type=int, default=2400)
+    parser.add_argument("--width", type=int, default=1800)
     args = parser.parse_args()
     colorizer = Colorizer(args.model, weights=args.weights)
     pairs, feature = [], None
@@ -73,13 +73,13 @@ def main() -> None:
             continue
         before = ImageOps.exif_transpose(Image.open(path))
         after = colorizer.colorize(str(path))
-        pairs.append(pair(before, after, 600))
+        pairs.append(pair(before, after, 480))
         if path.name == args.feature:
-            feature = pair(before, after, 900)
+            feature = pair(before, after, 640)
     out = Path(args.out)
-    rows_of(pairs, 3, args.width).save(out / "gallery_bw.jpg", quality=88)
+    rows_of(pairs, 3, args.width).save(out / "gallery_bw.jpg", quality=85)
     if feature is not None:
-        feature.save(out / "before_after.jpg", quality=90)
+        feature.save(out / "before_after.jpg", quality=85)
     print(f"{len(pairs)} photos -> {out / 'gallery_bw.jpg'}")
 
 

@@ -9,8 +9,7 @@ The names are loaded on first use, so ``colorize --help`` (which reads
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from colorizer.lazy import lazy_attributes
 
 _WHERE = {
     "Guidance": "core",
@@ -25,7 +24,4 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'colorizer.guidance' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"colorizer.guidance.{_WHERE[name]}"), name)
+__getattr__ = lazy_attributes(__name__, _WHERE)

@@ -10,8 +10,7 @@ does not load PyAV (FFmpeg), OpenCV or PyTorch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from colorizer.lazy import lazy_attributes
 
 _WHERE = {
     "VideoOptions": "colorize",
@@ -29,7 +28,4 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'colorizer.video' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"colorizer.video.{_WHERE[name]}"), name)
+__getattr__ = lazy_attributes(__name__, _WHERE)

@@ -152,3 +152,22 @@ def test_empty_stdin_is_a_clear_error(run, monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))
     assert run("-", "-o", "-") != 0
     assert "standard input is empty" in capsys.readouterr().err
+
+
+def test_nothing_to_colorize_says_why_for_each_input(tmp_path, capsys):
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    (tmp_path / "empty").mkdir()
+    inputs = ["nosuch.jpg", "clip.mp4", "empty", "x*.png"]
+    assert main(["image", *(str(tmp_path / name) for name in inputs)]) == 1
+    err = capsys.readouterr().err
+    assert "nosuch.jpg: no such file or folder" in err
+    assert f"is a video; colorize films with `colorize video {tmp_path / 'clip.mp4'}`" in err
+    assert "empty: no photos in this folder" in err
+    assert "x*.png: no file matches" in err
+
+
+def test_a_video_in_a_batch_is_pointed_elsewhere_and_the_rest_finish(run, photos, capsys):
+    (photos / "clip.mov").write_bytes(b"")
+    assert run(photos / "old.jpg", photos / "clip.mov") == 1
+    assert (photos / "old_colorized.png").is_file()
+    assert "clip.mov: is a video; colorize films with `colorize video" in capsys.readouterr().err

@@ -43,8 +43,10 @@ def find_inputs(patterns: list[str], recursive: bool) -> tuple[list[tuple[Path, 
         path = Path(pattern)
         if path.is_dir():
             walk = path.rglob("*") if recursive else path.glob("*")
-            found += [(p, path) for p in sorted(walk) if _is_image_input(p)]
-        elif path.exists():
+            photos = [(p, path) for p in sorted(walk) if _is_image_input(p)]
+            found += photos
+            unmatched += [] if photos else [pattern]
+        elif path.exists() and not _is_video(path):
             found.append((path, path.parent))
         elif glob.has_magic(pattern):
             matches = sorted(Path(m) for m in glob.glob(pattern, recursive=recursive))
@@ -53,6 +55,12 @@ def find_inputs(patterns: list[str], recursive: bool) -> tuple[list[tuple[Path, 
         else:
             unmatched.append(pattern)
     return list(dict.fromkeys(found)), unmatched
+
+
+def _is_video(path: Path) -> bool:
+    from colorizer.imageio import VIDEO_SUFFIXES
+
+    return path.suffix.lower() in VIDEO_SUFFIXES
 
 
 def _is_image_input(path: Path) -> bool:
@@ -96,9 +104,25 @@ def run_jobs(
     return report
 
 
+def why_unmatched(pattern: str) -> str:
+    """One sentence on why ``pattern`` gave no photo to colorize."""
+    from colorizer.imageio import VIDEO_SUFFIXES
+
+    path = Path(pattern)
+    if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+        return f"{pattern}: is a video; colorize films with `colorize video {pattern}`"
+    if path.is_file():
+        return f"{pattern}: not a photo file name (jpg, png, tif, bmp, webp, gif)"
+    if path.is_dir():
+        return f"{pattern}: no photos in this folder (-r descends into sub-folders)"
+    if glob.has_magic(pattern):
+        return f"{pattern}: no file matches"
+    return f"{pattern}: no such file or folder"
+
+
 def print_report(report: BatchReport, unmatched: list[str]) -> None:
     for pattern in unmatched:
-        print(f"not found: {pattern}", file=sys.stderr)
+        print(f"not found: {why_unmatched(pattern)}", file=sys.stderr)
     for dst in report.done if len(report.done) <= 20 else []:
         print(dst)
     summary = f"{len(report.done)} colorized"
@@ -119,7 +143,8 @@ def cmd_image(args: argparse.Namespace) -> int:
     if single is None:
         inputs, unmatched = find_inputs(args.inputs, args.recursive)
         if not inputs:
-            print("no input images found in: " + " ".join(args.inputs), file=sys.stderr)
+            for pattern in args.inputs:
+                print(f"error: {why_unmatched(pattern)}", file=sys.stderr)
             return 1
     from colorizer.guidance.cli import guidance_from_args
 

@@ -47,6 +47,8 @@ WRITE_SUFFIXES = tuple(_WRITE_FORMATS)
 # The one list of photo suffixes that commands pick out of folders (``colorize image DIR``).
 # GIF is read (its first frame) like any photo; training leaves it out (``train.data``).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif"})
+# Films that `colorize eval --video` picks out of folders and `colorize image` points elsewhere.
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"})
 _ALPHA_FORMATS = {"PNG", "TIFF", "WEBP"}
 _DEEP_FORMATS = {"PNG", "TIFF"}
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from colorizer import color, metrics
+from colorizer import color, imageio, metrics
 from colorizer.color import resize_plane
 from colorizer.errors import ColorizerError
 from colorizer.pipeline import Colorizer
@@ -38,7 +38,7 @@ from colorizer.video.metrics import WarpingError
 from colorizer.video.source import decode, open_input, video_stream
 
 PER_FRAME, FLOW, REFINER = "per-frame", "flow", "refiner"
-SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
+SUFFIXES = imageio.VIDEO_SUFFIXES
 BATCH = 8
 
 

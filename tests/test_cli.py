@@ -171,3 +171,14 @@ def test_a_video_in_a_batch_is_pointed_elsewhere_and_the_rest_finish(run, photos
     assert run(photos / "old.jpg", photos / "clip.mov") == 1
     assert (photos / "old_colorized.png").is_file()
     assert "clip.mov: is a video; colorize films with `colorize video" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [("image", "colorize image old.jpg -o result.png"), ("models", "download a published one")],
+)
+def test_subcommand_help_describes_and_shows_examples(command, expected, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert expected in capsys.readouterr().out

@@ -295,7 +295,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     image = commands.add_parser(
-        "image", help="colorize photos", description="Colorize photos, folders or globs."
+        "image",
+        help="colorize photos",
+        description="Colorize photos, folders or globs.",
+        epilog="examples:\n"
+        "  colorize image old.jpg                  # writes old_colorized.png beside it\n"
+        "  colorize image old.jpg -o result.png    # that file\n"
+        "  colorize image scans -r -o out --format jpg\n"
+        "  colorize image - < old.jpg > colour.png\n"
+        "  colorize image old.jpg --hint 120,80,#3a6ea5 --saturation 0.35",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     image.add_argument(
         "inputs", nargs="+", help="image files, folders or glob patterns; - reads standard input"
@@ -309,7 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
     add_model_options(image)
     add_device_option(image)
-    image.add_argument("--format", default="png", help="output format: png (default), jpg, tif")
+    image.add_argument(
+        "--format", default="png", help="output format: png (default), jpg, tif or webp"
+    )
     image.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
     image.add_argument(
         "--max-pixels",
@@ -351,7 +362,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(commands)
     add_server_parsers(commands)
 
-    models = commands.add_parser("models", help="list or download models")
+    models = commands.add_parser(
+        "models",
+        help="list or download models",
+        description="List the registered models (name, size, licence, whether it is here), or "
+        "download a published one into the user cache, verified by its SHA-256.",
+        epilog="examples:\n  colorize models\n  colorize models pull eccv16",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     models.add_argument("action", nargs="?", choices=["list", "pull"], default="list")
     models.add_argument("name", nargs="?", help="model to download (with `pull`)")
     models.add_argument("--force", action="store_true", help="download again even if cached")

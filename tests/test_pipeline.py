@@ -131,3 +131,41 @@ def test_size_must_fit_the_architecture(constant_weights):
 def test_unknown_model_lists_known_ones():
     with pytest.raises(WeightsError, match="eccv16"):
         Colorizer("no-such-model")
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".tif", ".webp"])
+def test_output_keeps_the_metadata_and_says_it_was_colorized(suffix, tmp_path, constant_weights):
+    from PIL import ExifTags, Image, ImageCms
+
+    grey = np.tile(np.linspace(0, 255, 64, dtype=np.uint8), (48, 1))
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6  # stored sideways: upright it is 48 wide, 64 high
+    exif[ExifTags.Base.Artist] = "A. Photographer"
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    src = tmp_path / "scan.jpg"
+    Image.fromarray(grey).convert("RGB").save(
+        src, exif=exif.tobytes(), dpi=(600, 600), icc_profile=srgb
+    )
+    colorizer = Colorizer("test-constant", weights=constant_weights, size=32, device="cpu")
+    out = Image.open(colorizer.colorize_file(src, tmp_path / f"out{suffix}"))
+    tags = out.getexif()
+    assert out.size == (48, 64)
+    assert tags[ExifTags.Base.Orientation] == 1  # the pixels are upright now
+    assert tags[ExifTags.Base.Artist] == "A. Photographer"
+    assert tags[ExifTags.Base.Software].startswith("colorizer ")
+    assert "model test-constant" in tags[ExifTags.Base.ImageDescription]
+    assert out.info["icc_profile"] == srgb
+    if suffix != ".webp":  # WebP has no resolution field
+        assert [round(v) for v in out.info["dpi"]] == [600, 600]
+
+
+def test_a_grey_icc_profile_is_not_put_on_a_colour_output(tmp_path, constant_weights):
+    from PIL import Image, ImageCms
+
+    grey_profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    grey_profile = grey_profile[:16] + b"GRAY" + grey_profile[20:]  # colour space: grey
+    src = tmp_path / "scan.png"
+    Image.new("L", (32, 32), 128).save(src, icc_profile=grey_profile)
+    colorizer = Colorizer("test-constant", weights=constant_weights, size=32, device="cpu")
+    out = Image.open(colorizer.colorize_file(src, tmp_path / "out.png"))
+    assert "icc_profile" not in out.info

@@ -211,7 +211,13 @@ def _colorize_one(colorizer, src: str, dst: str, guidance, overwrite: bool) -> i
     (rgb,) = colorizer.colorize_pictures([picture], guidance)
     if dst != STDIO:
         try:
-            written = imageio.write_image(dst, rgb, picture.alpha, bit_depth=picture.bit_depth)
+            written = imageio.write_image(
+                dst,
+                rgb,
+                picture.alpha,
+                bit_depth=picture.bit_depth,
+                metadata=colorizer.marked(picture),
+            )
         except OSError as exc:
             raise ColorizerError(f"{dst}: cannot write ({exc.strerror or exc})") from exc
         print(written)

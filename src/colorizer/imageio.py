@@ -81,6 +81,52 @@ _OFF_STRENGTH_LIMIT = 15.0
 _PILLOW_LIMIT_LOCK = threading.Lock()
 
 
+@dataclass(frozen=True)
+class Metadata:
+    """What an archive keeps beside the pixels: EXIF (orientation reset to 1, since the pixels
+    are turned upright on reading), an RGB ICC profile, the resolution. Written back by
+    ``write_image(..., metadata=...)`` to JPEG, PNG, TIFF and WebP (8-bit outputs)."""
+
+    exif: Image.Exif | None = None
+    icc_profile: bytes | None = None
+    dpi: tuple[float, float] | None = None
+
+    def marked(self, software: str, description: str) -> Metadata:
+        """A copy that says it was made by a machine: EXIF Software and ImageDescription."""
+        exif = Image.Exif()
+        if self.exif is not None:
+            exif.update(self.exif)
+        exif[ExifTags.Base.Software] = software
+        exif[ExifTags.Base.ImageDescription] = description
+        return Metadata(exif, self.icc_profile, self.dpi)
+
+    def save_options(self, fmt: str) -> dict[str, object]:
+        options: dict[str, object] = {}
+        if self.exif is not None and len(self.exif):
+            options["exif"] = self.exif.tobytes()
+        if self.icc_profile:
+            options["icc_profile"] = self.icc_profile
+        if self.dpi and fmt != "WEBP":
+            options["dpi"] = self.dpi
+        return options
+
+
+def read_metadata(im: Image.Image) -> Metadata:
+    """The metadata of an opened image; anything broken is left out, never an error."""
+    try:
+        exif = im.getexif()
+        exif[ExifTags.Base.Orientation] = 1
+        exif = exif if len(exif) > 1 else None
+    except Exception:
+        exif = None
+    icc = im.info.get("icc_profile")
+    # A grey or CMYK profile would describe our RGB output wrongly: only RGB ones are kept.
+    icc = icc if isinstance(icc, bytes) and icc[16:20] == b"RGB " else None
+    dpi = im.info.get("dpi")
+    dpi = tuple(float(v) for v in dpi[:2]) if isinstance(dpi, tuple) and len(dpi) >= 2 else None
+    return Metadata(exif, icc, dpi)
+
+
 @dataclass(eq=False)
 class Picture:
     """A decoded image, in the form the rest of the project works with."""
@@ -90,6 +136,7 @@ class Picture:
     bit_depth: int  # 8 or 16: precision of the source, used to choose the output depth
     source_mode: str  # e.g. "L", "RGB", "P", "CMYK", "I;16", "RGB16" (informative only)
     looks_colour: bool  # the input has real colour, not grey or one uniform tint such as sepia
+    metadata: Metadata | None = None  # of a file or PIL input; None for arrays
 
 
 def read_image(src, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Picture:
@@ -121,6 +168,7 @@ def write_image(
     bit_depth: int = 8,
     jpeg_quality: int = 95,
     png_compression: int | None = None,
+    metadata: Metadata | None = None,
 ) -> Path:
     """Write float RGB in [0, 1] (H x W x 3) and optional alpha to `path`; return the path.
 
@@ -129,8 +177,9 @@ def write_image(
     dropped (not composited) for JPEG and BMP. `jpeg_quality` also sets the WebP quality.
     `png_compression` (0-9, PNG only) trades size for speed: None keeps the encoder's default
     (Pillow's 6 for 8-bit, OpenCV's for 16-bit); lower is faster and larger (the server uses 3).
-    The file appears atomically: a failure leaves no partial file, no temp file, and any old file
-    intact.
+    `metadata` (EXIF, ICC profile, DPI) is written to 8-bit JPEG, PNG, TIFF and WebP outputs; the
+    16-bit encoder (OpenCV) writes none. The file appears atomically: a failure leaves no partial
+    file, no temp file, and any old file intact.
     """
     path = Path(path)
     fmt = _WRITE_FORMATS.get(path.suffix.lower())
@@ -151,7 +200,8 @@ def write_image(
     if bit_depth == 16 and fmt in _DEEP_FORMATS:
         encode = _opencv_encoder(pixels, ".png" if fmt == "PNG" else ".tiff", png_compression)
     else:
-        encode = _pillow_encoder(pixels, fmt, jpeg_quality, png_compression)
+        extra = metadata.save_options(fmt) if metadata is not None and fmt != "BMP" else {}
+        encode = _pillow_encoder(pixels, fmt, jpeg_quality, png_compression, extra)
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_atomically(path, encode)
     return path
@@ -319,7 +369,9 @@ def _read_pil(im: Image.Image, name: str, limit: int | None) -> Picture:
         # truncated file raises here instead of coming back partly grey.
         im.load()
         upright = ImageOps.exif_transpose(im) if _orientation(im) != 1 else im
-        return _from_pil(upright, name, im.mode)
+        picture = _from_pil(upright, name, im.mode)
+        picture.metadata = read_metadata(im)
+        return picture
     except (ImageReadError, Image.DecompressionBombError, MemoryError):
         raise
     except Exception as exc:
@@ -497,7 +549,11 @@ def _quantize(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def _pillow_encoder(
-    pixels: np.ndarray, fmt: str, quality: int, png_compression: int | None = None
+    pixels: np.ndarray,
+    fmt: str,
+    quality: int,
+    png_compression: int | None = None,
+    extra: dict[str, object] | None = None,
 ) -> Callable[[BinaryIO], None]:
     options: dict[str, object] = {
         "JPEG": {"quality": quality},
@@ -506,6 +562,7 @@ def _pillow_encoder(
     }.get(fmt, {})
     if png_compression is not None:
         options = {"compress_level": png_compression}
+    options = {**options, **(extra or {})}
 
     def encode(f: BinaryIO) -> None:
         Image.fromarray(_quantize(pixels, np.dtype(np.uint8))).save(f, format=fmt, **options)

@@ -143,7 +143,19 @@ class Colorizer:
         """Read ``src``, colorize it, write ``dst`` atomically (format from its suffix)."""
         picture = self.read(src)
         (rgb,) = self.colorize_pictures([picture], guidance)
-        return imageio.write_image(dst, rgb, picture.alpha, bit_depth=picture.bit_depth)
+        return imageio.write_image(
+            dst, rgb, picture.alpha, bit_depth=picture.bit_depth, metadata=self.marked(picture)
+        )
+
+    def marked(self, picture: imageio.Picture) -> imageio.Metadata:
+        """The input's metadata, marked as colorized by this model (EXIF Software and
+        ImageDescription), for the output file."""
+        from colorizer.version import __version__
+
+        return (picture.metadata or imageio.Metadata()).marked(
+            f"colorizer {__version__}",
+            f"Colorized by machine: colorizer {__version__}, model {self.name}",
+        )
 
     def read(self, image: Any) -> imageio.Picture:
         picture = imageio.read_image(image, max_pixels=self.max_pixels)

@@ -65,3 +65,50 @@ def test_tag_must_be_a_plain_name_part(tmp_path, tag):
 def test_temp_names_are_fresh(tmp_path):
     names = {files.temp_path(tmp_path / "x.pt").name for _ in range(20)}
     assert len(names) == 20
+
+
+def test_leftovers_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
+    import subprocess
+    import sys
+
+    from colorizer.files import remove_leftovers, temp_path
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_pid = int(dead.stdout)
+    killed = tmp_path / f".old.png.{dead_pid}-0123abcd.tmp.png"  # as a kill -9 leaves it
+    killed.write_bytes(b"half")
+    live = temp_path(tmp_path / "new.png")  # this process's own, still being written
+    live.write_bytes(b"busy")
+    other = tmp_path / ".hidden.txt"  # not a temp file of ours
+    other.write_text("keep")
+    assert remove_leftovers(tmp_path) == [killed]
+    assert not killed.exists() and live.exists() and other.exists()
+
+
+def test_a_rerun_of_colorize_image_removes_a_killed_runs_temp_file(tmp_path, constant_weights):
+    import subprocess
+    import sys
+
+    import numpy as np
+    from PIL import Image
+
+    from colorizer.cli import main
+
+    Image.fromarray(np.full((16, 16), 90, np.uint8)).save(tmp_path / "old.png")
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    leftover = tmp_path / f".old_colorized.png.{int(dead.stdout)}-00ff00ff.tmp.png"
+    leftover.write_bytes(b"half")
+    args = ["image", str(tmp_path / "old.png"), "--model", "test-constant", "--weights",
+            str(constant_weights), "--size", "32", "--device", "cpu", "-q"]  # fmt: skip
+    assert main(args) == 0
+    assert not leftover.exists() and (tmp_path / "old_colorized.png").is_file()

@@ -90,6 +90,10 @@ def run_jobs(
 ) -> BatchReport:
     from tqdm import tqdm
 
+    from colorizer.files import remove_leftovers
+
+    for folder in dict.fromkeys(job.dst.parent for job in jobs):
+        remove_leftovers(folder)  # half-written outputs of an earlier, killed run
     report = BatchReport()
     for job in tqdm(jobs, desc="colorizing", unit="image", disable=not progress):
         if job.dst.exists() and not overwrite:

@@ -1,7 +1,7 @@
 """Atomic file writes: readers see the old file or the whole new one, never half of it.
 
 The one home for the idea. The new content goes to a temp file beside the destination (same
-directory, so ``os.replace`` is an atomic rename), named ``.<name>.<random>.tmp<suffix>`` (the
+directory, so ``os.replace`` is an atomic rename), named ``.<name>.<pid>-<random>.tmp<suffix>`` (the
 destination's suffix kept last, for writers that pick a format from it), is flushed to disk
 (``fsync``) and only then renamed over the destination. On any failure, Ctrl-C included, the
 temp file is removed and the destination is untouched.
@@ -11,12 +11,17 @@ the name (the video work folder's files are ``partial``), and ``folder`` puts th
 another directory on the same file system (a film is remuxed inside its work folder, so a killed
 run leaves nothing beside the output). Writers that cannot use a ``with`` block (a segment
 encoded frame by frame) call ``temp_path``, ``commit`` and ``discard`` themselves.
+
+A process killed with SIGKILL cannot remove its temp file; ``remove_leftovers(folder)`` deletes
+those whose writer (the pid in the name) is no longer running on this machine, so a rerun
+cleans up after the run it replaces.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,8 +34,34 @@ def temp_path(path: str | Path, *, tag: str = "tmp", folder: str | Path | None =
     path = Path(path)
     if not tag or "/" in tag or os.sep in tag or tag.startswith("."):
         raise ValueError(f"tag must be a plain name part, got {tag!r}")
-    name = f".{path.name}.{secrets.token_hex(4)}.{tag}{path.suffix}"
+    name = f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.{tag}{path.suffix}"
     return Path(folder) / name if folder is not None else path.with_name(name)
+
+
+_LEFTOVER = re.compile(r"\..+\.(\d+)-[0-9a-f]{8}\.[^./]+(\.[^./]*)?")
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists, owned by someone else
+        return True
+    return True
+
+
+def remove_leftovers(folder: str | Path) -> list[Path]:
+    """Delete the temp files in ``folder`` left by writers that are no longer running (killed
+    mid-write); returns them. Temp files of live writers are left alone."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            match = _LEFTOVER.fullmatch(entry.name)
+            if match and entry.is_file() and not _running(int(match[1])):
+                discard(Path(entry.path))
+                removed.append(Path(entry.path))
+    return removed
 
 
 def _fsync(path: Path) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from colorizer import Colorizer, color, imageio
+from colorizer import Colorizer, imageio, planes
 from colorizer.guidance import Guidance, core, propagate, strokes
 from colorizer.guidance.protocol import ground_truth_hints
 
@@ -63,7 +63,7 @@ def main() -> None:
     args = parser.parse_args()
 
     picture = imageio.read_image(args.photo)
-    lightness = color.lightness_image(picture.rgb)
+    lightness = planes.lightness_image(picture.rgb)
     height, width = lightness.shape
     colorizer = Colorizer(device="cpu")
     (ab, mask), points = stroke_layers(colorizer, lightness)

@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny registered architecture whose output is known exactly."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,11 @@ from safetensors.torch import save_file
 from torch import nn
 
 from colorizer.registry import ARCHITECTURES, register_architecture
+
+# Colorizers run on PyTorch unless a test asks for a backend (tests/test_runtime.py): the
+# fixture models are checked against PyTorch, and nothing is exported to the user's cache.
+# Set here, before any fixture builds a colorizer; subprocesses inherit it.
+os.environ["COLORIZER_BACKEND"] = "torch"
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CONSTANT_AB = (20.0, -10.0)

@@ -130,7 +130,7 @@ def _describe(component: list[str], graph: dict[str, set[str]]) -> str:
 def test_the_walk_sees_every_kind_of_import():
     graph = import_graph()
     assert "colorizer.pipeline" in graph
-    assert "colorizer.color" in graph["colorizer.pipeline"]
+    assert "colorizer.planes" in graph["colorizer.pipeline"]
     # A lazy import inside a function counts.
     assert "colorizer.pipeline" in graph[PACKAGE]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from colorizer import color
+from colorizer import color, planes
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -172,14 +172,14 @@ def test_lab_to_rgb_image_matches_reference_in_gamut():
     rng = np.random.default_rng(1)
     rgb = rng.random((64, 64, 3))
     lab = color.rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1)).permute(1, 2, 0).numpy()
-    fast = color.lab_to_rgb_image(lab.astype(np.float32))
+    fast = planes.lab_to_rgb_image(lab.astype(np.float32))
     assert fast.dtype == np.float32
     assert np.abs(fast - rgb).max() < 5e-4  # a quarter of an 8-bit step
 
 
 def test_lab_to_rgb_image_clips_out_of_gamut():
     lab = np.array([[[50, 120, -120], [5, -100, 100], [100, 0, 0]]], dtype=np.float32)
-    rgb = color.lab_to_rgb_image(lab)
+    rgb = planes.lab_to_rgb_image(lab)
     assert rgb.min() >= 0 and rgb.max() <= 1
     np.testing.assert_allclose(rgb[0, 2], [1, 1, 1], atol=1e-3)
 
@@ -191,7 +191,7 @@ def test_lightness_image_matches_reference(grey):
     if grey:
         rgb[..., 1] = rgb[..., 2] = rgb[..., 0]
     expected = color.rgb_to_lightness(torch.from_numpy(rgb).double().permute(2, 0, 1))[0]
-    got = color.lightness_image(rgb, grey=grey)
+    got = planes.lightness_image(rgb, grey=grey)
     assert got.dtype == np.float32 and got.shape == (32, 48)
     assert np.abs(got - expected.numpy()).max() < 1e-3
 
@@ -199,7 +199,7 @@ def test_lightness_image_matches_reference(grey):
 def test_lightness_image_is_exact_for_8_bit_levels():
     levels = (np.arange(256, dtype=np.float32) / 255).reshape(16, 16, 1).repeat(3, axis=2)
     expected = color.rgb_to_lightness(torch.from_numpy(levels).double().permute(2, 0, 1))[0]
-    assert np.abs(color.lightness_image(levels, grey=True) - expected.numpy()).max() < 1e-4
+    assert np.abs(planes.lightness_image(levels, grey=True) - expected.numpy()).max() < 1e-4
 
 
 def test_nearest_bin_table_equals_brute_force():

@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from colorizer import Colorizer, color
+from colorizer import Colorizer, color, planes
 from colorizer.cli import main
 from colorizer.errors import ColorizerError
 from colorizer.guidance import (
@@ -74,7 +74,7 @@ def two_regions(height=48, width=64):
 
 
 def grey_rgb(lightness):
-    return color.lab_to_rgb_image(np.dstack([lightness, np.zeros((*lightness.shape, 2))]))
+    return planes.lab_to_rgb_image(np.dstack([lightness, np.zeros((*lightness.shape, 2))]))
 
 
 # -- the published encoding ---------------------------------------------------------------------
@@ -174,14 +174,14 @@ def test_cli_hint_file_errors_name_the_file(tmp_path, capsys):
 def test_native_hints_reach_the_model(echo):
     image = grey_rgb(two_regions())
     out = echo.colorize(image, Guidance(points=[PointHint(10, 10, (40.0, 20.0))]))
-    lab = color.rgb_to_lab_image(out)
+    lab = planes.rgb_to_lab_image(out)
     assert np.allclose(lab[..., 1:].reshape(-1, 2).mean(0), (40, 20), atol=3)
 
 
 def test_hint_without_hint_input_falls_back_to_propagation(colornet_v1):
     lightness = two_regions()
     out = colornet_v1.colorize(grey_rgb(lightness), Guidance(points=[PointHint(8, 24, "#ff0000")]))
-    a_near = color.rgb_to_lab_image(out)[20:28, 4:12, 1].mean()
+    a_near = planes.rgb_to_lab_image(out)[20:28, 4:12, 1].mean()
     assert a_near > 40  # red has a* = 80: the hint wins where it was given
 
 
@@ -192,9 +192,9 @@ def test_a_hint_recolours_around_it_and_keeps_the_automatic_colours_elsewhere(de
     lightness[:, 48:] = 60 + 25 * np.sin(np.arange(48) / 3.0) + rng.normal(0, 3, (64, 48))
     lightness[32:, 48:] = 80 - 0.5 * np.arange(32)[:, None]
     image = grey_rgb(lightness)
-    automatic = color.rgb_to_lab_image(default.colorize(image))
+    automatic = planes.rgb_to_lab_image(default.colorize(image))
     guidance = Guidance(points=[PointHint(16, 32, "#ff0000")])
-    hinted = color.rgb_to_lab_image(default.colorize(image, guidance))
+    hinted = planes.rgb_to_lab_image(default.colorize(image, guidance))
     assert hinted[30:35, 14:19, 1].mean() > automatic[30:35, 14:19, 1].mean() + 25
     # Propagating the model's confident colours instead would repaint the textured half
     # (a mean ab change of about 29 there); the hint's correction leaves it alone.
@@ -234,7 +234,7 @@ def test_scribble_image_propagates(default):
     scribbles[20:28, 5:10] = (0, 0, 255)  # blue stroke on the dark half
     scribbles[20:28, 50:55] = (255, 160, 0)  # orange stroke on the bright half
     out = default.colorize(grey_rgb(lightness), Guidance(scribbles=scribbles))
-    lab = color.rgb_to_lab_image(out)
+    lab = planes.rgb_to_lab_image(out)
     assert lab[:, :28, 2].max() < -20  # blue over the whole dark half
     assert lab[:, 36:, 2].min() > 20  # orange over the whole bright half
     with pytest.raises(ColorizerError, match="scribbles are 10x10"):
@@ -248,7 +248,7 @@ def test_levin_psnr_rises_with_hints():
     lightness = np.repeat(np.linspace(20, 80, 64, dtype=np.float32)[None], 48, axis=0)
     ab = np.zeros((48, 64, 2), np.float32)
     ab[:, :32], ab[:, 32:] = (30, 40), (-20, -30)
-    truth = color.lab_to_rgb_image(np.dstack([lightness, ab + rng.normal(0, 1, ab.shape)]))
+    truth = planes.lab_to_rgb_image(np.dstack([lightness, ab + rng.normal(0, 1, ab.shape)]))
     picture = imageio.read_image(truth)
     scores = [metrics.psnr(protocol.hinted_method(None, n)(picture), truth) for n in (0, 10, 50)]
     assert scores == sorted(scores) and scores[-1] > scores[0] + 5
@@ -278,7 +278,7 @@ def test_reference_transfer_on_a_synthetic_pair():
     ref_l[20:] = 30
     ref_ab = np.zeros((40, 60, 2), np.float32)
     ref_ab[:20], ref_ab[20:] = (0, 60), (10, -45)
-    ref_rgb = color.lab_to_rgb_image(np.dstack([ref_l, ref_ab]))
+    ref_rgb = planes.lab_to_rgb_image(np.dstack([ref_l, ref_ab]))
     lightness = np.full((48, 64), 30.0, np.float32)
     lightness[:, 40:] = 80
     ab = core.guided_ab(None, lightness, Guidance(reference=ref_rgb))
@@ -295,8 +295,8 @@ def test_saturation_and_palette(colornet_v1):
     high, low = rgb.max(-1), rgb.min(-1)
     saturation = np.mean(np.where(high > 1e-6, (high - low) / np.maximum(high, 1e-6), 0))
     assert abs(saturation - 0.4) < 0.03
-    plain = color.rgb_to_lab_image(colornet_v1.colorize(image))[..., 1:].mean((0, 1))
-    green = color.rgb_to_lab_image(colornet_v1.colorize(image, Guidance(palette=[("#00a000", 1)])))
+    plain = planes.rgb_to_lab_image(colornet_v1.colorize(image))[..., 1:].mean((0, 1))
+    green = planes.rgb_to_lab_image(colornet_v1.colorize(image, Guidance(palette=[("#00a000", 1)])))
     assert green[..., 1].mean() < plain[0] - 5  # pulled towards green (a* < 0)
     with pytest.raises(ColorizerError, match="palette entry 0"):
         Guidance(palette=[("#00a000", -1)])
@@ -335,7 +335,7 @@ def test_cli_point_hint_end_to_end(tmp_path):
     Image.fromarray(np.full((96, 128), 120, np.uint8)).save(photo)
     out = tmp_path / "out"
     assert main(["image", str(photo), "-o", str(out), "--hint", "5,5,#ff0000", "-q"]) == 0
-    lab = color.rgb_to_lab_image(np.asarray(Image.open(out / "photo.png"), np.float32) / 255)
+    lab = planes.rgb_to_lab_image(np.asarray(Image.open(out / "photo.png"), np.float32) / 255)
     assert lab[3:8, 3:8, 1].mean() > 30
 
 

@@ -17,7 +17,14 @@ import pytest
 from PIL import Image
 
 from colorizer.errors import ColorizerError, ImageReadError
-from colorizer.imageio import DEFAULT_MAX_PIXELS, Picture, read_image, to_like, write_image
+from colorizer.imageio import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_PNG_COMPRESSION,
+    Picture,
+    read_image,
+    to_like,
+    write_image,
+)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -718,11 +725,13 @@ def test_png_compression_changes_the_size_not_the_pixels(tmp_path, bit_depth):
         np.testing.assert_array_equal(read_image(path).rgb, read_image(default).rgb)
 
 
-def test_png_compression_default_is_unchanged_and_checked(tmp_path):
+def test_png_compression_default_is_level_1_and_checked(tmp_path):
     rgb = _random_rgb(shape=(40, 50))
     path = write_image(tmp_path / "out.png", rgb)
     pillow = io.BytesIO()
-    Image.fromarray(np.round(rgb * 255).astype(np.uint8)).save(pillow, format="PNG")
+    pixels = np.round(rgb * 255).astype(np.uint8)
+    Image.fromarray(pixels).save(pillow, format="PNG", compress_level=DEFAULT_PNG_COMPRESSION)
+    assert DEFAULT_PNG_COMPRESSION == 1
     assert path.read_bytes() == pillow.getvalue()
     write_image(tmp_path / "out.jpg", rgb, png_compression=1)  # ignored for other formats
     for level in (-1, 10):

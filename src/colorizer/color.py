@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import functools
 
-import cv2
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -253,83 +251,6 @@ def empirical_prior(ab: torch.Tensor, bins: torch.Tensor | None = None) -> torch
     bins = ab_bins() if bins is None else bins
     counts = torch.bincount(nearest_bin(ab, bins).flatten(), minlength=bins.shape[0])
     return counts.double() / counts.sum()
-
-
-# -- Full-resolution image conversions for inference ------------------------------------------
-# A 12-megapixel photo makes every torch element-wise pass cost ~0.1 s on a small CPU, and the
-# conversions above take ~20 passes. OpenCV does the same sRGB/Lab maths (same matrix, same D65
-# white to 4 digits) in one fused, vectorised pass, ~10x faster; the tests hold it to the torch
-# reference above within 5e-4 in gamut. Out-of-gamut colours are clipped by both, differently.
-
-
-def lab_to_rgb_image(lab: np.ndarray) -> np.ndarray:
-    """H x W x 3 float32 Lab -> H x W x 3 float32 sRGB clipped to [0, 1]."""
-    rgb = cv2.cvtColor(np.ascontiguousarray(lab, dtype=np.float32), cv2.COLOR_Lab2RGB)
-    return np.clip(rgb, 0.0, 1.0, out=rgb)
-
-
-def is_grey(rgb: np.ndarray) -> bool:
-    """Whether an H x W x 3 image has R = G = B everywhere (``lightness_image``'s fast path)."""
-    return bool(
-        np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])
-    )
-
-
-def resize_plane(plane: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize an H x W (x C) float32 map: area averaging when shrinking (no aliasing from a
-    12 MP photo), else bilinear with half-pixel centres as the published models upsample ab.
-    """
-    shrinking = height <= plane.shape[0] and width <= plane.shape[1]
-    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    return cv2.resize(plane, (width, height), interpolation=interpolation)
-
-
-def compose(lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:
-    """Full-resolution L* (H x W) + network ab (h x w x 2) -> H x W x 3 sRGB in [0, 1]."""
-    ab = resize_plane(ab, *lightness.shape)
-    return lab_to_rgb_image(cv2.merge([lightness, ab]))
-
-
-def lightness_image(rgb: np.ndarray, grey: bool = False) -> np.ndarray:
-    """H x W x 3 float sRGB in [0, 1] -> H x W float32 L* (0..100); ``grey``: R = G = B.
-
-    Looks values up in 2^16-entry tables made with ``srgb_to_linear`` and ``lightness_from_y``:
-    exact for 8- and 16-bit sources, within 1e-3 L* for float ones (OpenCV's own RGB2Lab is off
-    by up to 0.25 L*).
-    """
-    if grey:
-        return _lightness_table()[_table_index(rgb[..., 0])]
-    linear = _linearisation_table()
-    weights = XYZ_FROM_RGB[1].tolist()  # the Y row
-    y = sum(w * linear[_table_index(rgb[..., c])] for c, w in enumerate(weights))
-    return lightness_from_y(torch.from_numpy(np.asarray(y, dtype=np.float32))).numpy()
-
-
-def _table_index(channel: np.ndarray) -> np.ndarray:
-    scaled = np.multiply(channel, 65535, dtype=np.float32)
-    scaled += 0.5
-    return np.clip(scaled, 0, 65535, out=scaled).astype(np.uint16)
-
-
-@functools.cache
-def _linearisation_table() -> np.ndarray:
-    levels = torch.arange(65536, dtype=torch.float64) / 65535
-    return srgb_to_linear(levels).float().numpy()
-
-
-@functools.cache
-def _lightness_table() -> np.ndarray:
-    levels = torch.arange(65536, dtype=torch.float64) / 65535
-    return lightness_from_y(srgb_to_linear(levels)).float().numpy()
-
-
-def rgb_to_lab_image(rgb: np.ndarray) -> np.ndarray:
-    """H x W x 3 float sRGB in [0, 1] -> H x W x 3 float32 Lab: L* from ``lightness_image``,
-    ab from OpenCV's fused conversion (within 5e-4 of ``rgb_to_lab``, see above)."""
-    rgb = np.ascontiguousarray(rgb, dtype=np.float32)
-    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)
-    lab[..., 0] = lightness_image(rgb)
-    return lab
 
 
 # -- Single colours: "#RRGGBB" <-> Lab, for user hints and suggestions -------------------------

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from colorizer import color, imageio, metrics
+from colorizer import color, imageio, metrics, planes
 from colorizer.errors import ColorizerError
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,8 @@ class Evaluation:
 
 
 def grey_method(picture: imageio.Picture) -> np.ndarray:
-    light = color.lightness_image(picture.rgb)
-    return color.lab_to_rgb_image(np.dstack([light, np.zeros((*light.shape, 2), np.float32)]))
+    light = planes.lightness_image(picture.rgb)
+    return planes.lab_to_rgb_image(np.dstack([light, np.zeros((*light.shape, 2), np.float32)]))
 
 
 def colorizer_method(colorizer) -> Method:

@@ -15,6 +15,8 @@ encoded frame by frame) call ``temp_path``, ``commit`` and ``discard`` themselve
 A process killed with SIGKILL cannot remove its temp file; ``remove_leftovers(folder)`` deletes
 those whose writer (the pid in the name) is no longer running on this machine, so a rerun
 cleans up after the run it replaces.
+
+``cache_dir()`` is the root of everything colorizer caches (weights, exported networks).
 """
 
 from __future__ import annotations
@@ -127,3 +129,13 @@ def atomic_write(
     except BaseException:
         discard(temp)
         raise
+
+
+def cache_dir() -> Path:
+    """Root of colorizer's cache: ``$COLORIZER_HOME`` if set, else the platform cache dir."""
+    home = os.environ.get("COLORIZER_HOME")
+    if home:
+        return Path(home).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("colorizer"))

@@ -28,6 +28,10 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from colorizer.errors import ColorizerError, ImageReadError
 from colorizer.files import atomic_write
 
+# zlib level 1: on photos within ~1% of level 6's file size at 1/4 of its time (level 6
+# spends 0.41 s on a 1.2 MP photo, level 1 0.11 s; benchmarks/bench_image.py --png-levels).
+DEFAULT_PNG_COMPRESSION = 1
+
 # 200 MP lets a 12 MP photo and a 100 MP film or flatbed scan through with room to spare (a
 # 16000 x 12000 drum scan is 192 MP). Beyond that a header is far likelier to be a decompression
 # bomb (a few KB of PNG can claim 50000 x 50000) than a photograph, and 200 MP already needs 2.4 GB
@@ -167,7 +171,7 @@ def write_image(
     *,
     bit_depth: int = 8,
     jpeg_quality: int = 95,
-    png_compression: int | None = None,
+    png_compression: int | None = DEFAULT_PNG_COMPRESSION,
     metadata: Metadata | None = None,
 ) -> Path:
     """Write float RGB in [0, 1] (H x W x 3) and optional alpha to `path`; return the path.
@@ -175,8 +179,8 @@ def write_image(
     The format follows the suffix (see WRITE_SUFFIXES). bit_depth=16 gives 16-bit PNG and TIFF;
     JPEG, WebP and BMP hold 8 bits only and get 8. Alpha is kept in PNG, TIFF and WebP and
     dropped (not composited) for JPEG and BMP. `jpeg_quality` also sets the WebP quality.
-    `png_compression` (0-9, PNG only) trades size for speed: None keeps the encoder's default
-    (Pillow's 6 for 8-bit, OpenCV's for 16-bit); lower is faster and larger (the server uses 3).
+    `png_compression` (0-9, PNG only; still lossless) trades size for speed; None keeps the
+    encoder's own default (Pillow's 6, OpenCV's 1).
     `metadata` (EXIF, ICC profile, DPI) is written to 8-bit JPEG, PNG, TIFF and WebP outputs; the
     16-bit encoder (OpenCV) writes none. The file appears atomically: a failure leaves no partial
     file, no temp file, and any old file intact.

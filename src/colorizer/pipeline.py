@@ -14,19 +14,20 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from colorizer import color, imageio
-from colorizer.color import compose, resize_plane
+from colorizer import imageio, planes, runtime
 from colorizer.errors import ColorizerError
-from colorizer.weights import MODELS, architecture, create_model, ensure_weights, model_spec
+from colorizer.planes import compose, resize_plane
 
 if TYPE_CHECKING:
+    import torch
+
     from colorizer.guidance import Guidance
 
 __all__ = ["DEFAULT_MODEL", "Colorizer", "compose", "resize_plane", "resolve_device"]
@@ -39,6 +40,8 @@ DEFAULT_MODEL = "colornet-v2"
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """'auto' picks CUDA, then Apple's MPS, then the CPU; an unavailable device is an error."""
+    import torch
+
     if str(device) == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -60,6 +63,13 @@ class Colorizer:
     ``colornet-v2``) or, with ``weights``, an architecture name. ``size`` is the side of the
     square the network sees (default: the model's). Instances are safe to share between
     threads: inference reads the model only.
+
+    ``backend``: where the network runs (``colorizer.runtime``). 'auto' (the default, or
+    ``$COLORIZER_BACKEND``) runs it on OpenVINO when that is installed and the device is the
+    CPU, else on PyTorch; 'torch' or 'openvino' ask for one. On OpenVINO the network is
+    exported to ONNX once, into the cache, and later colorizers start without PyTorch; the
+    PyTorch module is still built, on first use, for what OpenVINO does not run (the
+    distribution over the bins: guidance and suggested colours).
     """
 
     def __init__(
@@ -70,23 +80,76 @@ class Colorizer:
         size: int | None = None,
         device: str | torch.device = "auto",
         max_pixels: int | None = imageio.DEFAULT_MAX_PIXELS,
+        backend: str | None = None,
     ) -> None:
-        model = model or DEFAULT_MODEL
-        spec = MODELS.get(model)
-        if spec is None and weights is None:
-            model_spec(model)  # raises with the list of known models
-        self.name = model
-        self.arch = spec.arch if spec else model
-        architecture(self.arch)  # fail early on an unknown architecture name
-        self.weights = Path(weights) if weights is not None else ensure_weights(model)
-        self.device = resolve_device(device)
-        self.net = create_model(self.arch, self.weights).to(self.device)
-        self.size = self.check_size(size or (spec.input_size if spec else 256))
+        self.name = model or DEFAULT_MODEL
         self.max_pixels = max_pixels
+        self._net: torch.nn.Module | None = None
+        self._device: torch.device | None = None
+        backend = backend or os.environ.get("COLORIZER_BACKEND") or "auto"
+        if runtime.wants_openvino(backend, str(device)):
+            self._device_name = "cpu"
+            record = self._start_openvino(weights)
+        else:
+            self._device_name = str(device)
+            record = self._load(weights)
+            self.network = runtime.TorchNetwork(self.net, self.device)
+        self.record = record
+        self.input_multiple = record.input_multiple
+        self.size = self.check_size(size or record.input_size)
+
+    def _load(self, weights: str | Path | None) -> runtime.ExportRecord:
+        """Build the PyTorch module (``self.net``); what the pipeline needs to know of it."""
+        from colorizer.weights import MODELS, architecture, ensure_weights, model_spec
+
+        spec = MODELS.get(self.name)
+        if spec is None and weights is None:
+            model_spec(self.name)  # raises with the list of known models
+        self.arch = spec.arch if spec else self.name
+        architecture(self.arch)  # fail early on an unknown architecture name
+        self.weights = Path(weights) if weights is not None else ensure_weights(self.name)
+        size = spec.input_size if spec else 256
+        return runtime.record_for(self.name, self.arch, self.weights, size, self.net)
+
+    def _start_openvino(self, weights: str | Path | None) -> runtime.ExportRecord:
+        """Run on the cached ONNX export of this model, made now if missing or stale."""
+        key = runtime.cache_key(self.name, weights)
+        cached = runtime.cached_export(key)
+        given = Path(weights) if weights is not None else None
+        if cached is not None and cached[1].matches(given or Path(cached[1].weights)):
+            graph, record = cached
+            self.arch, self.weights = record.arch, Path(record.weights)
+        else:
+            record = self._load(weights)
+            graph = runtime.save_export(key, self.net, record)
+        self.network: runtime.TorchNetwork | runtime.OpenVinoNetwork = runtime.OpenVinoNetwork(
+            graph
+        )
+        return record
+
+    @property
+    def device(self) -> torch.device:
+        if self._device is None:
+            self._device = resolve_device(self._device_name)
+        return self._device
+
+    @property
+    def net(self) -> torch.nn.Module:
+        """The PyTorch module (built on first use when the network runs on OpenVINO)."""
+        if self._net is None:
+            from colorizer.weights import create_model
+
+            self._net = create_model(self.arch, self.weights).to(self.device)
+        return self._net
+
+    @property
+    def backend(self) -> str:
+        """Where ``predict_planes`` runs the network: 'torch' or 'openvino'."""
+        return self.network.name
 
     def check_size(self, size: int) -> int:
         """``size`` if the network can run at that side, else a ``ColorizerError``."""
-        multiple = getattr(self.net, "input_multiple", 1)
+        multiple = self.input_multiple
         if size < multiple or size % multiple:
             raise ColorizerError(
                 f"network size {size} is not a positive multiple of {multiple}, "
@@ -103,7 +166,10 @@ class Colorizer:
         return variant
 
     def __repr__(self) -> str:
-        return f"Colorizer({self.name!r}, size={self.size}, device='{self.device}')"
+        return (
+            f"Colorizer({self.name!r}, size={self.size}, device='{self._device_name}', "
+            f"backend='{self.backend}')"
+        )
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -171,7 +237,7 @@ class Colorizer:
         ``{"hex": "#rrggbb", "ab": [a, b], "probability": p}`` (hex at the photo's lightness
         there). Models without a distribution give their one predicted colour."""
         picture = self.read(image)
-        lightness = color.lightness_image(picture.rgb, grey=color.is_grey(picture.rgb))
+        lightness = planes.lightness_image(picture.rgb, grey=planes.is_grey(picture.rgb))
         from colorizer.guidance import core  # the one upward import: a convenience here
 
         return core.suggest_colors(self, lightness, x, y, k, size=size)
@@ -179,7 +245,7 @@ class Colorizer:
     @property
     def accepts_hints(self) -> bool:
         """Whether the model takes point hints natively (``forward(l, hint_ab, hint_mask)``)."""
-        return bool(getattr(self.net, "accepts_hints", False))
+        return self.record.accepts_hints
 
     def colorize_pictures(
         self,
@@ -189,7 +255,7 @@ class Colorizer:
         size: int | None = None,
     ) -> list[np.ndarray]:
         """Decoded pictures -> H x W x 3 float32 sRGB in [0, 1], one per picture."""
-        lightness = [color.lightness_image(p.rgb, grey=color.is_grey(p.rgb)) for p in pictures]
+        lightness = [planes.lightness_image(p.rgb, grey=planes.is_grey(p.rgb)) for p in pictures]
         if guidance is not None and not guidance.empty:
             # The guidance applies itself (colorizer.guidance sits above this module).
             return [compose(light, guidance.ab(self, light, size=size)) for light in lightness]
@@ -200,9 +266,14 @@ class Colorizer:
 
     def network_input(self, lightness: Sequence[np.ndarray], size: int | None = None):
         """L* planes (each H x W, any size) -> N x 1 x S x S tensor at the network's side S."""
+        import torch
+
+        return torch.from_numpy(self._small(lightness, size))
+
+    def _small(self, lightness: Sequence[np.ndarray], size: int | None) -> np.ndarray:
+        """L* planes -> N x 1 x S x S float32 at the network's side S."""
         side = self.size if size is None else self.check_size(size)
-        small = np.stack([resize_plane(light, side, side) for light in lightness])
-        return torch.from_numpy(small).unsqueeze(1)
+        return np.stack([resize_plane(light, side, side) for light in lightness])[:, None]
 
     def predict_planes(
         self,
@@ -213,8 +284,11 @@ class Colorizer:
         """L* planes (each H x W, 0..100, any size) -> N x S x S x 2 float32 ab on the network's
         square grid of side ``size`` (default ``self.size``). ``hints``: hint ab (N x 2 x S x S)
         and 0/1 mask (N x 1 x S x S), for models that take them."""
-        ab = self.predict_ab(self.network_input(lightness, size), *_hint_tensors(hints))
-        return ab.float().cpu().permute(0, 2, 3, 1).numpy()
+        if isinstance(self.network, runtime.TorchNetwork):
+            ab = self.predict_ab(self.network_input(lightness, size), *_hint_tensors(hints))
+            return ab.float().cpu().permute(0, 2, 3, 1).numpy()
+        ab = self.network(self._small(lightness, size), *(hints or ()))
+        return np.ascontiguousarray(ab.transpose(0, 2, 3, 1))
 
     def predict_bins(
         self,
@@ -224,26 +298,33 @@ class Colorizer:
     ) -> torch.Tensor | None:
         """As ``predict_planes``, the model's probabilities over the 313 ab bins
         (N x 313 x g x g float32 on the CPU), or None for models that predict ab directly."""
-        if not hasattr(self.net, "distribution"):
+        if not self.record.has_distribution:
             return None
         small = self.network_input(lightness, size)
         distribution = self.predict_distribution(small, *_hint_tensors(hints))
         return distribution.float().cpu()
 
-    @torch.inference_mode()
     def predict_ab(self, lightness: torch.Tensor, *hints: torch.Tensor) -> torch.Tensor:
-        """N x 1 x S x S L* (0..100) -> N x 2 x S x S ab from the network. ``hints``: raw hint
-        ab (N x 2 x S x S) and 0/1 mask (N x 1 x S x S), for models that take them."""
-        return self.net(lightness.to(self.device), *(h.to(self.device) for h in hints))
+        """N x 1 x S x S L* (0..100) -> N x 2 x S x S ab from the PyTorch module. ``hints``:
+        raw hint ab (N x 2 x S x S) and 0/1 mask (N x 1 x S x S), for models that take them."""
+        import torch
 
-    @torch.inference_mode()
+        with torch.inference_mode():
+            return self.net(lightness.to(self.device), *(h.to(self.device) for h in hints))
+
     def predict_distribution(self, lightness: torch.Tensor, *hints: torch.Tensor):
         """The model's probabilities over the 313 ab bins (N x 313 x g x g), or None for
         models that predict ab directly. ``hints`` as for ``predict_ab``."""
-        if not hasattr(self.net, "distribution"):
+        import torch
+
+        if not self.record.has_distribution:
             return None
-        return self.net.distribution(lightness.to(self.device), *(h.to(self.device) for h in hints))
+        with torch.inference_mode():
+            inputs = (lightness, *hints)
+            return self.net.distribution(*(x.to(self.device) for x in inputs))
 
 
 def _hint_tensors(hints: tuple[np.ndarray, np.ndarray] | None) -> tuple[torch.Tensor, ...]:
+    import torch
+
     return () if hints is None else tuple(torch.from_numpy(h) for h in hints)

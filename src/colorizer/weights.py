@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,7 +20,7 @@ from torch import nn
 import colorizer.models  # noqa: F401  (fills the registry's tables)
 from colorizer import registry
 from colorizer.errors import DownloadError, WeightsError
-from colorizer.files import atomic_write
+from colorizer.files import atomic_write, cache_dir
 from colorizer.registry import MODELS, ModelSpec, architecture, model_spec
 
 __all__ = [
@@ -90,16 +89,6 @@ def create_model(arch: str, weights: str | Path | None = None, **kwargs) -> nn.M
                 f"{weights}: weights do not fit architecture {arch!r}: {exc}"
             ) from exc
     return model.eval()
-
-
-def cache_dir() -> Path:
-    """Root of colorizer's cache: ``$COLORIZER_HOME`` if set, else the platform cache dir."""
-    home = os.environ.get("COLORIZER_HOME")
-    if home:
-        return Path(home).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("colorizer"))
 
 
 def cached_path(spec: ModelSpec) -> Path:

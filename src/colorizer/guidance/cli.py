@@ -55,6 +55,9 @@ def parse_palette(text: str) -> list[tuple[str, float]]:
 
 def guidance_from_args(args: argparse.Namespace):
     """The ``Guidance`` the options ask for, or None when none was given."""
+    given = (args.hints, args.hint, args.palette, args.scribbles, args.reference, args.propagate)
+    if not any(given) and args.saturation is None:
+        return None  # without importing the guidance code (SciPy and all): a faster start
     from colorizer.guidance import Guidance, parse_hint_arg, read_hints_file
 
     points = read_hints_file(args.hints) if args.hints else []

@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from colorizer import color
-from colorizer.color import resize_plane
+from colorizer import color, planes
 from colorizer.errors import ColorizerError
 from colorizer.guidance import propagate, reference, strokes
 from colorizer.guidance.hints import PointHint, check_inside, encode_hints, hint_ab
+from colorizer.planes import resize_plane
 
 if TYPE_CHECKING:
     from colorizer.pipeline import Colorizer
@@ -170,7 +170,7 @@ def _native_hints(
 
 
 def _mean_saturation(lightness: np.ndarray, ab: np.ndarray) -> float:
-    rgb = color.lab_to_rgb_image(np.dstack([lightness, ab]))
+    rgb = planes.lab_to_rgb_image(np.dstack([lightness, ab]))
     high, low = rgb.max(axis=-1), rgb.min(axis=-1)
     return float(np.mean(np.where(high > 1e-6, (high - low) / np.maximum(high, 1e-6), 0)))
 

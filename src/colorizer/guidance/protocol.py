@@ -12,10 +12,10 @@ import zlib
 import cv2
 import numpy as np
 
-from colorizer import color, imageio
-from colorizer.color import compose
+from colorizer import imageio, planes
 from colorizer.guidance.core import Guidance, guided_ab
 from colorizer.guidance.hints import DEFAULT_PATCH, PointHint, sample_hints
+from colorizer.planes import compose
 
 GRID = 256
 
@@ -30,7 +30,7 @@ def ground_truth_hints(
     small = cv2.resize(
         np.ascontiguousarray(rgb, dtype=np.float32), (grid, grid), interpolation=cv2.INTER_AREA
     )
-    ab = color.rgb_to_lab_image(small)[..., 1:]
+    ab = planes.rgb_to_lab_image(small)[..., 1:]
     seed = zlib.crc32(np.ascontiguousarray(rgb[::7, ::7]).tobytes()) ^ (count * 7919)
     hints = sample_hints(ab, count, np.random.default_rng(seed), patch=patch)
     return [
@@ -48,7 +48,7 @@ def hinted_method(colorizer, count: int, grid: int | None = None, propagate: boo
 
     def run(picture: imageio.Picture) -> np.ndarray:
         points = ground_truth_hints(picture.rgb, count, grid)
-        light = color.lightness_image(picture.rgb)
+        light = planes.lightness_image(picture.rgb)
         if colorizer is not None and not points:
             return colorizer.colorize_pictures([picture])[0]
         guidance = Guidance(points=points, propagate=propagate)

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from scipy.spatial import cKDTree
 
-from colorizer import color, imageio
+from colorizer import imageio, planes
 from colorizer.errors import ColorizerError
 
 WORK_PIXELS = 65_536
@@ -56,7 +56,7 @@ def read_reference(source: Any) -> np.ndarray:
 def transfer(lightness: np.ndarray, reference_rgb: np.ndarray, seed: int = 0):
     """Matched colours on a working grid: (ab g_h x g_w x 2, match distance g_h x g_w)."""
     target = _shrink(lightness.astype(np.float32), WORK_PIXELS)
-    ref_lab = color.rgb_to_lab_image(_shrink(reference_rgb.astype(np.float32), WORK_PIXELS))
+    ref_lab = planes.rgb_to_lab_image(_shrink(reference_rgb.astype(np.float32), WORK_PIXELS))
     ref_light = ref_lab[..., 0]
     # Luminance remapping: the reference's lightness histogram moved onto the photo's.
     spread = ref_light.std()

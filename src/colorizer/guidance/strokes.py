@@ -13,7 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from colorizer import color, imageio
+from colorizer import imageio, planes
 from colorizer.errors import ColorizerError
 from colorizer.guidance.hints import PointHint, patch_box
 
@@ -35,7 +35,7 @@ def load_scribbles(source: Any, height: int, width: int) -> tuple[np.ndarray, np
             f"{name}: scribbles are {w}x{h} but the photo is {width}x{height}; "
             "paint them on a layer of the photo's size"
         )
-    lab = color.rgb_to_lab_image(picture.rgb)
+    lab = planes.rgb_to_lab_image(picture.rgb)
     ab = lab[..., 1:]
     mask = np.hypot(ab[..., 0], ab[..., 1]) > STROKE_CHROMA
     if picture.alpha is not None:

@@ -45,6 +45,7 @@ class ColorNetHints(ColorNet):
     """
 
     accepts_hints = True
+    initial_model = "colornet-v1"  # training starts from these weights (the hints family)
 
     def __init__(self, width: int = 32, temperature: float = color.DEFAULT_TEMPERATURE) -> None:
         super().__init__(width, temperature)

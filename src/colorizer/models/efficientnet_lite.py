@@ -158,7 +158,10 @@ class EfficientNetLite(nn.Module):
         return (rgb * 255 - 127) / 128
 
     def features(self, rgb: torch.Tensor) -> list[torch.Tensor]:
-        x = F.relu6(self._bn0(self._conv_stem(self.normalize(rgb))))
+        return self.features_from_stem(F.relu6(self._bn0(self._conv_stem(self.normalize(rgb)))))
+
+    def features_from_stem(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """``features`` from the stem's activated output (a model may add to the stem)."""
         maps = []
         for index, block in enumerate(self._blocks):
             x = block(x)

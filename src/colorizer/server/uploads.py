@@ -20,7 +20,6 @@ from colorizer.server.settings import MB
 
 _COPY_CHUNK = 1 << 20
 _JPEG_QUALITY = 92
-_PNG_COMPRESSION = 3  # 0.18 s for a 2 MP result against 0.44 s at Pillow's default 6
 _FORMATS = {"png": ".png", "jpeg": ".jpg"}
 
 
@@ -114,9 +113,7 @@ def encode(temp: TempArea, rgb: np.ndarray, alpha: np.ndarray | None, fmt: str) 
     """The result as PNG (alpha kept) or JPEG bytes, written by ``imageio.write_image``."""
     path = temp.upload_path(_FORMATS[fmt])
     try:
-        imageio.write_image(
-            path, rgb, alpha, jpeg_quality=_JPEG_QUALITY, png_compression=_PNG_COMPRESSION
-        )
+        imageio.write_image(path, rgb, alpha, jpeg_quality=_JPEG_QUALITY)
         return path.read_bytes()
     finally:
         with contextlib.suppress(OSError):

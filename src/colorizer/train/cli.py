@@ -45,7 +45,10 @@ def add_train_parser(commands) -> None:
     train.add_argument("--val-every", type=int, help="validate every N steps (default 1000)")
     train.add_argument("--ckpt-every", type=int, help="checkpoint every N steps (default 500)")
     train.add_argument("--log-every", type=int, help="log losses every N steps (default 20)")
-    train.add_argument("--init", help="hints: initial weights (default: the shipped colornet-v1)")
+    train.add_argument(
+        "--init",
+        help="hints: initial weights (default: the shipped model the architecture extends)",
+    )
     train.add_argument(
         "--published-prior", help="classification: compare the training prior with this .npy"
     )

@@ -207,8 +207,9 @@ class SomMlp(Family):
 
 
 class Hints(Classification):
-    """SIGGRAPH17's local hints on our classifier: fine-tune ``colornet-hints`` from
-    ``colornet-v1`` (its hint convolutions start at zero) with hints sampled from the ground
+    """SIGGRAPH17's local hints on our classifiers: fine-tune ``colornet-hints`` from
+    ``colornet-v1`` or ``colornet-v2-hints`` from ``colornet-v2`` (the architecture's
+    ``initial_model``; its hint convolutions start at zero) with hints sampled from the ground
     truth as published: a geometric number of points (p = 1/8), P x P patches with P drawn from
     1..9, placed around the centre (normal), valued at the patch's mean true ab. Loss: the
     classifier's rebalanced cross-entropy plus L1 on the decoded ab (hints must be obeyed)."""
@@ -229,7 +230,7 @@ class Hints(Classification):
     def load_initial(self, init: str | None) -> None:
         from colorizer.weights import ensure_weights, load_state_dict_file
 
-        path = init or ensure_weights("colornet-v1")
+        path = init or ensure_weights(self.net.initial_model)
         state = load_state_dict_file(path, self.arch)
         missing, unexpected = self.net.load_state_dict(state, strict=False)
         if unexpected or any(not key.startswith("hint_") for key in missing):

@@ -26,11 +26,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from colorizer import color
-from colorizer.color import compose, resize_plane
+from colorizer import planes
 from colorizer.errors import ColorizerError
 from colorizer.files import atomic_path
 from colorizer.pipeline import Colorizer
+from colorizer.planes import compose, resize_plane
 from colorizer.version import __version__
 from colorizer.video import flow
 from colorizer.video.consistency import (
@@ -381,7 +381,7 @@ class _Run:
 
     def _prepare(self, frame: SourceFrame) -> _Prepared:
         rgb = frame.rgb
-        lightness = color.lightness_image(rgb / np.float32(255), grey=color.is_grey(rgb))
+        lightness = planes.lightness_image(rgb / np.float32(255), grey=planes.is_grey(rgb))
         size = self.colorizer.size
         work_grey = None
         if self.options.steadied:

@@ -23,10 +23,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from colorizer import color, imageio, metrics
-from colorizer.color import resize_plane
+from colorizer import imageio, metrics, planes
 from colorizer.errors import ColorizerError
 from colorizer.pipeline import Colorizer
+from colorizer.planes import resize_plane
 from colorizer.video import flow
 from colorizer.video.consistency import (
     DEFAULT_FLOW,
@@ -107,18 +107,18 @@ def evaluate_clip(
     batch: list[np.ndarray] = []
 
     def flush() -> None:
-        lightness = [color.lightness_image(rgb) for rgb in batch]
+        lightness = [planes.lightness_image(rgb) for rgb in batch]
         predicted = colorizer.predict_planes(lightness)
         for truth, light, ab_small in zip(batch, lightness, predicted, strict=True):
             grey = flow.grey_u8(light)
             ab = resize_plane(ab_small, *light.shape)
             outputs = {PER_FRAME: ab} | {name: run(grey, ab) for name, run in steady.items()}
             meter.add(grey, outputs)
-            truth_ab = color.rgb_to_lab_image(truth)[..., 1:]
+            truth_ab = planes.rgb_to_lab_image(truth)[..., 1:]
             truth_cf = metrics.colourfulness(truth)
             for name, out in outputs.items():
-                rgb = color.lab_to_rgb_image(cv2.merge([light, out]))
-                errors = np.linalg.norm(color.rgb_to_lab_image(rgb)[..., 1:] - truth_ab, axis=-1)
+                rgb = planes.lab_to_rgb_image(cv2.merge([light, out]))
+                errors = np.linalg.norm(planes.rgb_to_lab_image(rgb)[..., 1:] - truth_ab, axis=-1)
                 rows[name].append(
                     {
                         "psnr": metrics.psnr(rgb, truth),

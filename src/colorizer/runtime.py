@@ -1,0 +1,270 @@
+"""Where the network runs: PyTorch, or OpenVINO on the network exported as ONNX.
+
+Both runtimes take and give numpy arrays: N x 1 x S x S L* (0..100), plus hint ab
+(N x 2 x S x S) and 0/1 mask (N x 1 x S x S) for models that take hints, and return
+N x 2 x S x S float32 ab. ``Colorizer.predict_planes`` calls one of them.
+
+OpenVINO (the ``fast`` extra) was measured faster than PyTorch eager and ONNX Runtime on CPUs
+(``benchmarks/bench_runtime.py``): it fuses the convolutions and picks kernels for the exact
+input shape, so each shape is compiled once and kept (and OpenVINO's own cache makes the next
+process's compile cheap). It runs in float32 everywhere (``INFERENCE_PRECISION_HINT``): on CPUs
+with bf16 units OpenVINO would otherwise switch to bf16 on its own.
+
+The exported graph of a model lives in the cache (``<cache>/onnx/<name>.onnx``) beside a JSON
+record of what it was exported from (the weights file's path, size and modification time) and
+what the pipeline needs to know without PyTorch (input size, hints). While that record matches
+the weights file, a ``Colorizer`` starts without importing PyTorch at all.
+
+This module imports neither PyTorch nor OpenVINO at load time: each is imported by the code
+that needs it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from colorizer.errors import ColorizerError
+from colorizer.files import atomic_path, atomic_write, cache_dir
+from colorizer.version import __version__
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "torch", "openvino")
+ONNX_OPSET = 17
+EXPORT_VERSION = "1"  # bump when the exported graph changes for the same weights
+INPUT_NAMES = ("lightness", "hint_ab", "hint_mask")
+
+
+@dataclass(frozen=True)
+class ExportRecord:
+    """What an exported graph came from, and what running it needs to know."""
+
+    name: str
+    arch: str
+    weights: str  # the weights file it was exported from
+    weights_size: int
+    weights_mtime_ns: int
+    input_size: int
+    input_multiple: int
+    accepts_hints: bool
+    has_distribution: bool
+    temperature: float | None
+    export_version: str = EXPORT_VERSION
+    colorizer_version: str = __version__
+
+    def matches(self, weights: Path) -> bool:
+        """Whether ``weights`` is still the file this graph was exported from."""
+        try:
+            facts = weights.stat()
+        except OSError:
+            return False
+        return (
+            self.export_version == EXPORT_VERSION
+            and self.colorizer_version == __version__
+            and str(weights.resolve()) == self.weights
+            and facts.st_size == self.weights_size
+            and facts.st_mtime_ns == self.weights_mtime_ns
+        )
+
+
+def openvino_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
+
+
+def gpu_present() -> bool:
+    """A cheap guess, without importing PyTorch, at whether PyTorch would find a GPU here:
+    an NVIDIA driver, or an Apple-silicon Mac (MPS)."""
+    import platform
+
+    if os.path.exists("/proc/driver/nvidia") or os.environ.get("CUDA_VISIBLE_DEVICES"):
+        return os.environ.get("CUDA_VISIBLE_DEVICES", "0") not in ("", "-1")
+    return platform.system() == "Darwin" and platform.machine() == "arm64"
+
+
+def wants_openvino(backend: str, device: str) -> bool:
+    """``backend`` resolved: 'auto' takes OpenVINO when it is installed, the device is the CPU
+    (or 'auto' on a machine without a GPU), and PyTorch otherwise."""
+    if backend not in BACKENDS:
+        raise ColorizerError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+    if backend == "torch":
+        return False
+    on_cpu = device == "cpu" or (device == "auto" and not gpu_present())
+    if backend == "openvino":
+        if not openvino_available():
+            raise ColorizerError(
+                "backend 'openvino' needs OpenVINO: pip install openvino "
+                "(or pip install 'colorizer[fast]')"
+            )
+        if not on_cpu:
+            raise ColorizerError(f"backend 'openvino' runs on the CPU, not on device {device!r}")
+        return True
+    return on_cpu and openvino_available()
+
+
+# -- exported graphs in the cache ------------------------------------------------------------
+
+
+def export_dir() -> Path:
+    return cache_dir() / "onnx"
+
+
+def cache_key(name: str, weights: str | Path | None) -> str:
+    """One cached graph per registered model, and one per local weights file."""
+    if weights is None:
+        return name
+    import hashlib
+
+    digest = hashlib.sha256(str(Path(weights).resolve()).encode()).hexdigest()[:12]
+    return f"{name}-{digest}"
+
+
+def cached_export(key: str) -> tuple[Path, ExportRecord] | None:
+    """The cached graph ``key`` and its record, if both are there and readable."""
+    graph, record_path = export_dir() / f"{key}.onnx", export_dir() / f"{key}.json"
+    try:
+        record = ExportRecord(**json.loads(record_path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    return (graph, record) if graph.is_file() else None
+
+
+def record_for(name: str, arch: str, weights: Path, size: int, net: nn.Module) -> ExportRecord:
+    facts = weights.stat()
+    return ExportRecord(
+        name=name,
+        arch=arch,
+        weights=str(weights.resolve()),
+        weights_size=facts.st_size,
+        weights_mtime_ns=facts.st_mtime_ns,
+        input_size=size,
+        input_multiple=getattr(net, "input_multiple", 1),
+        accepts_hints=bool(getattr(net, "accepts_hints", False)),
+        has_distribution=hasattr(net, "distribution"),
+        temperature=getattr(net, "temperature", None),
+    )
+
+
+def save_export(key: str, net: nn.Module, record: ExportRecord) -> Path:
+    """Export ``net`` into the cache under ``key``, with its record; returns the graph."""
+    graph = export_dir() / f"{key}.onnx"
+    export_onnx(net, graph, size=record.input_size)
+    with atomic_write(export_dir() / f"{key}.json", "w") as f:
+        json.dump(asdict(record), f, indent=1)
+    return graph
+
+
+# -- export ------------------------------------------------------------------------------------
+
+
+def export_onnx(net: nn.Module, path: str | Path, *, size: int = 256) -> Path:
+    """Write ``net`` (eval mode) as an ONNX graph to ``path``, atomically.
+
+    Inputs ``lightness`` (and ``hint_ab``, ``hint_mask`` for models that take hints), output
+    ``ab``; the batch and the two spatial sides are dynamic (sides that are multiples of the
+    model's ``input_multiple``; ``size`` is only the example traced).
+    """
+    import torch
+
+    path = Path(path)
+    hints = bool(getattr(net, "accepts_hints", False))
+    names = list(INPUT_NAMES if hints else INPUT_NAMES[:1])
+    example = [
+        torch.full((1, 1, size, size), 50.0),
+        torch.zeros(1, 2, size, size),
+        torch.zeros(1, 1, size, size),
+    ][: len(names)]
+    axes = {name: {0: "batch", 2: "height", 3: "width"} for name in [*names, "ab"]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as temp, warnings.catch_warnings(), torch.inference_mode():
+        # The tracer warns about Python arithmetic on shapes (TF 'SAME' padding): for sides
+        # that are multiples of the input multiple the traced padding is the right one.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            net.eval(),
+            tuple(example),
+            str(temp),
+            input_names=names,
+            output_names=["ab"],
+            dynamic_axes=axes,
+            opset_version=ONNX_OPSET,
+            dynamo=False,
+        )
+    return path
+
+
+# -- the runtimes --------------------------------------------------------------------------------
+
+
+class TorchNetwork:
+    """The PyTorch module itself, on its device, without autograd."""
+
+    name = "torch"
+
+    def __init__(self, net: nn.Module, device: torch.device) -> None:
+        self.net = net
+        self.device = device
+
+    def __call__(self, lightness: np.ndarray, *hints: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            inputs = [torch.from_numpy(x).to(self.device) for x in (lightness, *hints)]
+            return self.net(*inputs).float().cpu().numpy()
+
+
+class OpenVinoNetwork:
+    """An exported ONNX graph compiled by OpenVINO for the CPU, once per input shape.
+
+    Safe to share between threads: each call gets its own inference request.
+    """
+
+    name = "openvino"
+
+    def __init__(self, graph: str | Path, threads: int | None = None) -> None:
+        import openvino
+
+        self.graph = Path(graph)
+        self.core = openvino.Core()
+        self.core.set_property({"CACHE_DIR": str(export_dir() / "openvino")})
+        self.config: dict[str, Any] = {
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": "f32",
+        }
+        if threads:
+            self.config["INFERENCE_NUM_THREADS"] = threads
+        self.input_names = [i.get_any_name() for i in self.core.read_model(str(graph)).inputs]
+        self.compiled: dict[tuple, Any] = {}
+        self.lock = threading.Lock()
+
+    def compiled_for(self, shapes: dict[str, tuple[int, ...]]):
+        key = tuple(sorted(shapes.items()))
+        with self.lock:
+            if key not in self.compiled:
+                model = self.core.read_model(str(self.graph))
+                model.reshape({name: list(shape) for name, shape in shapes.items()})
+                self.compiled[key] = self.core.compile_model(model, "CPU", self.config)
+            return self.compiled[key]
+
+    def __call__(self, lightness: np.ndarray, *hints: np.ndarray) -> np.ndarray:
+        arrays = dict(zip(INPUT_NAMES, (lightness, *hints), strict=False))
+        # The exporter drops inputs a model never reads (a model that ignores L*, say).
+        arrays = {name: arrays[name] for name in self.input_names}
+        inputs = {name: np.ascontiguousarray(x, dtype=np.float32) for name, x in arrays.items()}
+        compiled = self.compiled_for({name: x.shape for name, x in inputs.items()})
+        request = compiled.create_infer_request()
+        return np.array(request.infer(inputs)[0], dtype=np.float32)

@@ -8,7 +8,8 @@ process so that the ratios are fair on a noisy machine:
 
 (a) published: PIL bicubic resize + scikit-image Lab + PyTorch eager, as ``colorizers``' demo;
 (b) seeds: OpenCV DNN on the Caffe prototxt/caffemodel, as the seed documents run it;
-(c) ours: ``colorizer.Colorizer``.
+(c) ours: ``colorizer.Colorizer`` on PyTorch, and (d) on OpenVINO when it is installed (the
+    export goes to a temporary cache).
 
 It also measures the machine's convolution limit for ECCV16 at 256x256: each of the network's
 convolutions timed alone at its best (same shapes, same threads); their sum is the floor that
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import sys
 import tempfile
 import time
@@ -156,7 +158,7 @@ def convolution_limit(net: nn.Module, size: int, repeat: int) -> tuple[float, fl
     return total_macs, floor, peak
 
 
-def time_pipelines(published_net, ours, caffe, height: int, width: int, repeat: int) -> dict:
+def time_pipelines(published_net, ours, fast, caffe, height: int, width: int, repeat: int):
     grey = grey_photo(height, width)
     rgb = np.repeat(grey[..., None], 3, axis=2)
     pipelines = {
@@ -165,6 +167,8 @@ def time_pipelines(published_net, ours, caffe, height: int, width: int, repeat: 
     }
     if caffe is not None:
         pipelines["b_opencv_caffe"] = lambda: opencv_pipeline(caffe, rgb)
+    if fast is not None:
+        pipelines["d_ours_openvino"] = lambda: fast.colorize(grey)
     return best_times(pipelines, repeat)
 
 
@@ -176,12 +180,17 @@ def main() -> int:
     torch.set_num_threads(args.threads)
 
     from colorizer import Colorizer
+    from colorizer.runtime import openvino_available
     from colorizer.weights import create_model
 
     with tempfile.TemporaryDirectory() as tmp:
+        os.environ["COLORIZER_HOME"] = tmp  # the OpenVINO export goes here, not to the user's
         weights = random_eccv16_weights(Path(tmp))
         published_net = create_model("eccv16", weights)
-        ours = Colorizer("eccv16", weights=weights, size=256, device="cpu")
+        ours = Colorizer("eccv16", weights=weights, size=256, device="cpu", backend="torch")
+        fast = None
+        if openvino_available():
+            fast = Colorizer("eccv16", weights=weights, size=256, device="cpu", backend="openvino")
         caffe = None
         if PROTOTXT.exists():
             from caffe_release import opencv_eccv16, write_random_release
@@ -196,16 +205,19 @@ def main() -> int:
             rows.append(
                 (
                     f"{width}x{height}",
-                    time_pipelines(published_net, ours, caffe, height, width, args.repeat),
+                    time_pipelines(published_net, ours, fast, caffe, height, width, args.repeat),
                 )
             )
 
         light = torch.rand(1, 1, 256, 256) * 100
+        candidates = {
+            "published": lambda: published_net(light),
+            "ours": lambda: ours.predict_ab(light),
+        }
+        if fast is not None:
+            candidates["openvino"] = lambda: fast.network(light.numpy())
         with torch.inference_mode():
-            networks = best_times(
-                {"published": lambda: published_net(light), "ours": lambda: ours.predict_ab(light)},
-                args.repeat,
-            )
+            networks = best_times(candidates, args.repeat)
         net_published, net_ours = networks["published"], networks["ours"]
         macs, floor, peak = convolution_limit(create_model("eccv16", weights), 256, args.repeat)
 
@@ -214,12 +226,22 @@ def main() -> int:
         ratio = timings["a_published"] / timings["c_ours"]
         cells = "  ".join(f"{name} {t:7.3f}" for name, t in sorted(timings.items()))
         print(f"  {label:>10}: {cells}   published/ours = {ratio:5.2f}x")
+        if "d_ours_openvino" in timings:
+            print(
+                f"{'':14}published/ours_openvino = "
+                f"{timings['a_published'] / timings['d_ours_openvino']:5.2f}x"
+            )
         if "b_opencv_caffe" in timings:
             print(
                 f"{'':14}opencv_caffe/ours = {timings['b_opencv_caffe'] / timings['c_ours']:5.2f}x"
             )
     print(f"\nnetwork only, ECCV16 at 256x256 ({macs / 1e9:.1f} GMACs), seconds:")
     print(f"  published eager {net_published:.3f}   ours {net_ours:.3f}")
+    if "openvino" in networks:
+        print(
+            f"  ours on OpenVINO {networks['openvino']:.3f} "
+            f"({net_ours / networks['openvino']:.2f}x faster than eager)"
+        )
     print(f"  convolution floor (each conv alone, best format, summed) {floor:.3f}")
     print(f"  ours / floor = {net_ours / floor:.2f}   (target <= 1.25)")
     print(f"  peak one-conv throughput {peak / 1e9:.1f} GMAC/s; all MACs at it {macs / peak:.3f}")

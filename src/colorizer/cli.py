@@ -158,6 +158,7 @@ def cmd_image(args: argparse.Namespace) -> int:
         weights=args.weights,
         size=args.size,
         device=args.device,
+        backend=args.backend,
         max_pixels=DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels or None,
     )
     if single is not None:
@@ -270,7 +271,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     entries = [(args.model, args.weights), *map(_model_and_weights, args.compare or [])]
     methods, colorizers = {}, {}
     for name, weights in entries:
-        colorizer = Colorizer(name, weights=weights, size=args.size, device=args.device)
+        colorizer = Colorizer(
+            name, weights=weights, size=args.size, device=args.device, backend=args.backend
+        )
         label = colorizer.name if weights is None else f"{name} ({Path(weights).name})"
         methods[label] = evaluate.colorizer_method(colorizer)
         colorizers[label] = colorizer
@@ -327,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     image.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
     add_model_options(image)
-    add_device_option(image)
+    add_device_option(image, backend=True)
     image.add_argument(
         "--format", default="png", help="output format: png (default), jpg, tif or webp"
     )
@@ -358,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--compare", nargs="+", metavar="MODEL[=WEIGHTS]", help="more models, side by side"
     )
     evaluation.add_argument("--size", type=int, help="side of the square the networks see")
-    add_device_option(evaluation)
+    add_device_option(evaluation, backend=True)
     evaluation.add_argument("--prior", help="313-bin prior (.npy) for the rebalanced AuC")
     evaluation.add_argument("--csv", help="write per-image metrics to this CSV file")
     evaluation.add_argument("--sheet", help="write contact sheets (grey | models | truth) here")

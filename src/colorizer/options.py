@@ -14,14 +14,24 @@ import sys
 from colorizer.errors import ColorizerError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+BACKEND_CHOICES = ("auto", "torch", "openvino")  # colorizer.runtime.BACKENDS
 MODEL_HELP = "registered model name (see `colorize models`; default: colornet-v2)"
 WEIGHTS_HELP = "run --model's architecture from this local weights file"
 SIZE_HELP = "side of the square the network sees"
 
 
-def add_device_option(parser, default: str | None = "auto", help: str | None = None) -> None:
-    """``--device {auto,cpu,cuda,mps}``."""
+def add_device_option(
+    parser, default: str | None = "auto", help: str | None = None, backend: bool = False
+) -> None:
+    """``--device {auto,cpu,cuda,mps}``, and with ``backend`` ``--backend``."""
     parser.add_argument("--device", default=default, choices=list(DEVICE_CHOICES), help=help)
+    if backend:
+        parser.add_argument(
+            "--backend",
+            choices=list(BACKEND_CHOICES),
+            help="where the network runs: auto (default: OpenVINO on the CPU when installed, "
+            "else PyTorch; or $COLORIZER_BACKEND), torch or openvino",
+        )
 
 
 def add_model_options(

@@ -89,16 +89,16 @@ class Colorizer:
         backend = backend or os.environ.get("COLORIZER_BACKEND") or "auto"
         if runtime.wants_openvino(backend, str(device)):
             self._device_name = "cpu"
-            record = self._start_openvino(weights)
+            record = self._start_openvino(weights, size)
         else:
             self._device_name = str(device)
-            record = self._load(weights)
+            record = self._load(weights, size)
             self.network = runtime.TorchNetwork(self.net, self.device)
         self.record = record
         self.input_multiple = record.input_multiple
         self.size = self.check_size(size or record.input_size)
 
-    def _load(self, weights: str | Path | None) -> runtime.ExportRecord:
+    def _load(self, weights: str | Path | None, size: int | None) -> runtime.ExportRecord:
         """Build the PyTorch module (``self.net``); what the pipeline needs to know of it."""
         from colorizer.weights import MODELS, architecture, ensure_weights, model_spec
 
@@ -108,19 +108,20 @@ class Colorizer:
         self.arch = spec.arch if spec else self.name
         architecture(self.arch)  # fail early on an unknown architecture name
         self.weights = Path(weights) if weights is not None else ensure_weights(self.name)
-        size = spec.input_size if spec else 256
+        size = size or (spec.input_size if spec else 256)
         return runtime.record_for(self.name, self.arch, self.weights, size, self.net)
 
-    def _start_openvino(self, weights: str | Path | None) -> runtime.ExportRecord:
+    def _start_openvino(self, weights: str | Path | None, size: int | None) -> runtime.ExportRecord:
         """Run on the cached ONNX export of this model, made now if missing or stale."""
-        key = runtime.cache_key(self.name, weights)
+        key = runtime.cache_key(self.name, weights, size)
         cached = runtime.cached_export(key)
         given = Path(weights) if weights is not None else None
         if cached is not None and cached[1].matches(given or Path(cached[1].weights)):
             graph, record = cached
             self.arch, self.weights = record.arch, Path(record.weights)
         else:
-            record = self._load(weights)
+            record = self._load(weights, size)
+            self.check_size(record.input_size, record.input_multiple)  # before exporting
             graph = runtime.save_export(key, self.net, record)
         self.network: runtime.TorchNetwork | runtime.OpenVinoNetwork = runtime.OpenVinoNetwork(
             graph
@@ -147,9 +148,9 @@ class Colorizer:
         """Where ``predict_planes`` runs the network: 'torch' or 'openvino'."""
         return self.network.name
 
-    def check_size(self, size: int) -> int:
+    def check_size(self, size: int, multiple: int | None = None) -> int:
         """``size`` if the network can run at that side, else a ``ColorizerError``."""
-        multiple = self.input_multiple
+        multiple = multiple or self.input_multiple
         if size < multiple or size % multiple:
             raise ColorizerError(
                 f"network size {size} is not a positive multiple of {multiple}, "
@@ -284,7 +285,9 @@ class Colorizer:
         """L* planes (each H x W, 0..100, any size) -> N x S x S x 2 float32 ab on the network's
         square grid of side ``size`` (default ``self.size``). ``hints``: hint ab (N x 2 x S x S)
         and 0/1 mask (N x 1 x S x S), for models that take them."""
-        if isinstance(self.network, runtime.TorchNetwork):
+        side = self.size if size is None else size
+        if isinstance(self.network, runtime.TorchNetwork) or side != self.record.input_size:
+            # An OpenVINO graph runs at the side it was exported at; others run on PyTorch.
             ab = self.predict_ab(self.network_input(lightness, size), *_hint_tensors(hints))
             return ab.float().cpu().permute(0, 2, 3, 1).numpy()
         ab = self.network(self._small(lightness, size), *(hints or ()))

@@ -123,14 +123,16 @@ def export_dir() -> Path:
     return cache_dir() / "onnx"
 
 
-def cache_key(name: str, weights: str | Path | None) -> str:
-    """One cached graph per registered model, and one per local weights file."""
+def cache_key(name: str, weights: str | Path | None, size: int | None) -> str:
+    """One cached graph per registered model (or local weights file) and network side
+    (None: the model's own)."""
+    size_tag = size or "default"
     if weights is None:
-        return name
+        return f"{name}-{size_tag}"
     import hashlib
 
     digest = hashlib.sha256(str(Path(weights).resolve()).encode()).hexdigest()[:12]
-    return f"{name}-{digest}"
+    return f"{name}-{digest}-{size_tag}"
 
 
 def cached_export(key: str) -> tuple[Path, ExportRecord] | None:
@@ -175,8 +177,9 @@ def export_onnx(net: nn.Module, path: str | Path, *, size: int = 256) -> Path:
     """Write ``net`` (eval mode) as an ONNX graph to ``path``, atomically.
 
     Inputs ``lightness`` (and ``hint_ab``, ``hint_mask`` for models that take hints), output
-    ``ab``; the batch and the two spatial sides are dynamic (sides that are multiples of the
-    model's ``input_multiple``; ``size`` is only the example traced).
+    ``ab``, all ``size`` x ``size``; the batch is dynamic. The sides are not: the tracer
+    records the shape arithmetic of TF 'SAME' padding and of the decoder's upsampling as
+    constants, so a graph traced at one side computes wrong maps at another.
     """
     import torch
 
@@ -188,11 +191,11 @@ def export_onnx(net: nn.Module, path: str | Path, *, size: int = 256) -> Path:
         torch.zeros(1, 2, size, size),
         torch.zeros(1, 1, size, size),
     ][: len(names)]
-    axes = {name: {0: "batch", 2: "height", 3: "width"} for name in [*names, "ab"]}
+    axes = {name: {0: "batch"} for name in [*names, "ab"]}
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as temp, warnings.catch_warnings(), torch.inference_mode():
-        # The tracer warns about Python arithmetic on shapes (TF 'SAME' padding): for sides
-        # that are multiples of the input multiple the traced padding is the right one.
+        # The tracer warns that shape arithmetic becomes constants: true, and why the sides
+        # are fixed (above).
         warnings.simplefilter("ignore")
         torch.onnx.export(
             net.eval(),
@@ -205,6 +208,23 @@ def export_onnx(net: nn.Module, path: str | Path, *, size: int = 256) -> Path:
             dynamo=False,
         )
     return path
+
+
+def export_error(net: nn.Module, graph: str | Path, *, size: int = 256, seed: int = 0) -> float:
+    """Mean |delta ab| between ``net`` on PyTorch and ``graph`` on OpenVINO, on a smooth
+    random L* (and, for models that take them, a few random hints)."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    coarse = rng.uniform(0, 100, (1, 1, size // 16, size // 16)).astype(np.float32)
+    lightness = np.kron(coarse, np.ones((16, 16), np.float32))
+    inputs = [lightness]
+    if getattr(net, "accepts_hints", False):
+        mask = (rng.random((1, 1, size, size)) < 0.002).astype(np.float32)
+        inputs += [rng.uniform(-60, 60, (1, 2, size, size)).astype(np.float32) * mask, mask]
+    with torch.inference_mode():
+        expected = net.eval()(*(torch.from_numpy(x) for x in inputs)).float().numpy()
+    return float(np.abs(OpenVinoNetwork(graph)(*inputs) - expected).mean())
 
 
 # -- the runtimes --------------------------------------------------------------------------------
@@ -247,7 +267,9 @@ class OpenVinoNetwork:
         }
         if threads:
             self.config["INFERENCE_NUM_THREADS"] = threads
-        self.input_names = [i.get_any_name() for i in self.core.read_model(str(graph)).inputs]
+        inputs = self.core.read_model(str(graph)).inputs
+        self.input_names = [i.get_any_name() for i in inputs]
+        self.side = inputs[0].get_partial_shape()[2].get_length()  # the sides are fixed
         self.compiled: dict[tuple, Any] = {}
         self.lock = threading.Lock()
 
@@ -265,6 +287,11 @@ class OpenVinoNetwork:
         # The exporter drops inputs a model never reads (a model that ignores L*, say).
         arrays = {name: arrays[name] for name in self.input_names}
         inputs = {name: np.ascontiguousarray(x, dtype=np.float32) for name, x in arrays.items()}
+        if lightness.shape[-2:] != (self.side, self.side):
+            raise ValueError(
+                f"{self.graph.name} was exported for {self.side} x {self.side} inputs, "
+                f"not {lightness.shape[-2]} x {lightness.shape[-1]}"
+            )
         compiled = self.compiled_for({name: x.shape for name, x in inputs.items()})
         request = compiled.create_infer_request()
         return np.array(request.infer(inputs)[0], dtype=np.float32)

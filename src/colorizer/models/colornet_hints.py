@@ -21,6 +21,13 @@ from colorizer import color
 from colorizer.models.colornet import ColorNet
 from colorizer.registry import register_architecture
 
+
+def cell_mean(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """Mean over factor x factor cells: the grid ``factor`` times coarser. A fixed kernel, not
+    adaptive pooling to a size, so that the ONNX export keeps its sides dynamic."""
+    return F.avg_pool2d(x, factor) if factor > 1 else x
+
+
 AB_NORM = color.AB_SCALE  # the published hint normalisation (base_color.ab_norm)
 
 
@@ -68,5 +75,5 @@ class ColorNetHints(ColorNet):
         x3 = self.enc3(x2)
         x = self.context(self.enc4(x3))
         x = self.up2(self.up3(x, x3), x2)
-        x = x + self.hint_late(F.adaptive_avg_pool2d(hints, x.shape[-2:]))
+        x = x + self.hint_late(cell_mean(hints, 4))  # the bins' grid, stride 4
         return self.head(self.refine(x))

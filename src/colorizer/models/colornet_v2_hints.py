@@ -25,20 +25,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from colorizer import color
-from colorizer.models.colornet_hints import hint_channels
+from colorizer.models.colornet_hints import cell_mean, hint_channels
 from colorizer.models.colornet_v2 import DECODER_WIDTHS, ColorNetV2, lightness_to_grey_rgb
 from colorizer.models.efficientnet_lite import STEM_CHANNELS, SameConv2d
 from colorizer.registry import register_architecture
 
 
-def pool_hints(hints: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """[ab / 110, mask] on a coarser grid: ab averaged over the hinted pixels of each cell,
-    mask 1 where any pixel of the cell is hinted."""
-    if hints.shape[-2:] == size:
+def pool_hints(hints: torch.Tensor, factor: int) -> torch.Tensor:
+    """[ab / 110, mask] on a grid ``factor`` times coarser: ab averaged over the hinted pixels
+    of each cell, mask 1 where any pixel of the cell is hinted."""
+    if factor == 1:
         return hints
-    ab, mask = hints[:, :2], hints[:, 2:]
-    ab_sum = F.adaptive_avg_pool2d(ab, size)
-    mask_mean = F.adaptive_avg_pool2d(mask, size)
+    ab_sum, mask_mean = cell_mean(hints[:, :2], factor), cell_mean(hints[:, 2:], factor)
     ab_mean = ab_sum / mask_mean.clamp_min(1e-6)
     return torch.cat([ab_mean, (mask_mean > 0).to(hints)], dim=1)
 
@@ -83,7 +81,7 @@ class ColorNetV2Hints(ColorNetV2):
         scene = self.scene(head.mean(dim=(2, 3)))[:, :, None, None]
         x = self.top_conv(self.top(x32) + scene)
         x = self.merge16(x, x16)
-        x = x + self.hint_16(pool_hints(hints, x.shape[-2:]))
+        x = x + self.hint_16(pool_hints(hints, 16))
         x = self.merge4(self.merge8(x, x8), x4)
-        x = x + self.hint_4(pool_hints(hints, x.shape[-2:]))
+        x = x + self.hint_4(pool_hints(hints, 4))
         return self.head(x)

@@ -11,6 +11,7 @@ import shlex
 import sys
 from dataclasses import fields
 
+from colorizer.errors import ColorizerError
 from colorizer.options import add_device_option
 from colorizer.train.config import FAMILIES
 
@@ -71,11 +72,24 @@ def add_train_parser(commands) -> None:
 
     export = commands.add_parser(
         "export",
-        help="export a training checkpoint to the shipped format",
-        description="Write the inference model of a checkpoint as .safetensors + model card.",
+        help="export a checkpoint or a model (safetensors + card, or ONNX)",
+        description="Write the inference model of a training checkpoint as .safetensors + model "
+        "card (the shipped format), or a checkpoint or registered model as an ONNX graph, "
+        "checked against PyTorch on OpenVINO when it is installed.",
+        epilog="examples:\n"
+        "  colorize export runs/colornet-v2/checkpoint.pt --out colornet-v2.safetensors\n"
+        "  colorize export --format onnx --model colornet-v2 --out colornet-v2.onnx\n"
+        "  colorize export --format onnx runs/colornet-v2/checkpoint.pt --out mine.onnx",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    export.add_argument("checkpoint", help="checkpoint.pt written by `colorize train`")
-    export.add_argument("--out", required=True, help="FILE.safetensors to write (card beside it)")
+    export.add_argument("checkpoint", nargs="?", help="checkpoint.pt written by `colorize train`")
+    export.add_argument(
+        "--format", choices=["safetensors", "onnx"], default="safetensors", help="(safetensors)"
+    )
+    export.add_argument("--model", help="onnx: a registered model (or, with --weights, an arch)")
+    export.add_argument("--weights", help="onnx: local weights for --model")
+    export.add_argument("--size", type=int, default=256, help="onnx: side of the example traced")
+    export.add_argument("--out", required=True, help="file to write (a card beside .safetensors)")
     export.add_argument("--name", help="model name for the card (default: the file's stem)")
     export.add_argument("--metrics", help="JSON file of evaluation metrics for the card")
     export.set_defaults(run=cmd_export)
@@ -98,8 +112,34 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.format == "onnx":
+        return _export_onnx(args)
+    if args.checkpoint is None or args.model:
+        raise ColorizerError("--format safetensors exports a training checkpoint: give its path")
     from colorizer.train.export import export
 
     for path in export(args.checkpoint, args.out, name=args.name, metrics=args.metrics):
         print(path)
+    return 0
+
+
+def _export_onnx(args: argparse.Namespace) -> int:
+    from colorizer import runtime
+
+    if (args.checkpoint is None) == (args.model is None):
+        raise ColorizerError("--format onnx exports a checkpoint or a --model: give one of them")
+    if args.checkpoint is not None:
+        from colorizer.train.export import inference_model
+
+        net = inference_model(args.checkpoint)
+    else:
+        from colorizer.weights import MODELS, create_model, ensure_weights
+
+        arch = MODELS[args.model].arch if args.model in MODELS else args.model
+        net = create_model(arch, args.weights or ensure_weights(args.model))
+    path = runtime.export_onnx(net, args.out, size=args.size)
+    print(path)
+    if runtime.openvino_available():
+        delta = runtime.export_error(net, path, size=args.size)
+        print(f"checked on OpenVINO: mean |delta ab| against PyTorch {delta:.4f}")
     return 0

@@ -39,6 +39,12 @@ def build(arch: str, kwargs: dict, state: dict) -> nn.Module:
     return model.eval()
 
 
+def inference_model(checkpoint: str | Path) -> nn.Module:
+    """The inference module of a training checkpoint, in eval mode."""
+    state = read_checkpoint(checkpoint)
+    return build(state["arch"], state["config"]["model_kwargs"], state["model"])
+
+
 def export(
     checkpoint: str | Path,
     out: str | Path,

@@ -33,7 +33,7 @@ def add_video_parser(commands) -> None:
         model="registered model name (default: colornet-v2)",
         weights="run --model's architecture from this weights file",
     )
-    add_device_option(video)
+    add_device_option(video, backend=True)
     encoder = video.add_argument_group("encoder")
     encoder.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
     encoder.add_argument("--crf", type=float, default=18, help="quality, lower is better (18)")
@@ -95,7 +95,13 @@ def cmd_video(args: argparse.Namespace) -> int:
     source = Path(args.input)
     destination = Path(args.output) if args.output else default_output(source)
     options = video_options(args)
-    colorizer = Colorizer(args.model, weights=args.weights, size=args.size, device=args.device)
+    colorizer = Colorizer(
+        args.model,
+        weights=args.weights,
+        size=args.size,
+        device=args.device,
+        backend=getattr(args, "backend", None),
+    )
     report = colorize_video(colorizer, source, destination, options, progress=not args.quiet)
     if not args.quiet:
         resumed = f", {report.resumed_segments} segments resumed" if report.resumed_segments else ""
@@ -125,7 +131,13 @@ def cmd_eval_video(args: argparse.Namespace) -> int:
     from colorizer.video.consistency import DEFAULT_STRENGTH, DEFAULT_WORK_SIDE
 
     clips = evaluate.find_clips(Path(args.data))[: args.limit]
-    colorizer = Colorizer(args.model, weights=args.weights, size=args.size, device=args.device)
+    colorizer = Colorizer(
+        args.model,
+        weights=args.weights,
+        size=args.size,
+        device=args.device,
+        backend=getattr(args, "backend", None),
+    )
     results = evaluate.evaluate_clips(
         clips,
         colorizer,

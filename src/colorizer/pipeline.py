@@ -56,6 +56,12 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return device
 
 
+def picture_lightness(picture: imageio.Picture) -> np.ndarray:
+    """Full-resolution L* of a decoded picture (a grey one by its one-channel fast path)."""
+    grey = picture.grey or planes.is_grey(picture.rgb)
+    return planes.lightness_image(picture.rgb, grey=grey)
+
+
 class Colorizer:
     """Colorize grey photos with one model.
 
@@ -238,7 +244,7 @@ class Colorizer:
         ``{"hex": "#rrggbb", "ab": [a, b], "probability": p}`` (hex at the photo's lightness
         there). Models without a distribution give their one predicted colour."""
         picture = self.read(image)
-        lightness = planes.lightness_image(picture.rgb, grey=planes.is_grey(picture.rgb))
+        lightness = picture_lightness(picture)
         from colorizer.guidance import core  # the one upward import: a convenience here
 
         return core.suggest_colors(self, lightness, x, y, k, size=size)
@@ -256,7 +262,7 @@ class Colorizer:
         size: int | None = None,
     ) -> list[np.ndarray]:
         """Decoded pictures -> H x W x 3 float32 sRGB in [0, 1], one per picture."""
-        lightness = [planes.lightness_image(p.rgb, grey=planes.is_grey(p.rgb)) for p in pictures]
+        lightness = [picture_lightness(p) for p in pictures]
         if guidance is not None and not guidance.empty:
             # The guidance applies itself (colorizer.guidance sits above this module).
             return [compose(light, guidance.ab(self, light, size=size)) for light in lightness]

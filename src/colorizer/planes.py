@@ -28,7 +28,7 @@ SRGB_Y_WEIGHTS = (0.212671, 0.715160, 0.072169)
 LAB_EPS = 0.008856
 LAB_KAPPA = 7.787
 
-STRIP_ROWS = 256  # 256 rows of a 4000-px-wide photo: ~12 MB of Lab floats in flight per strip
+STRIP_ROWS = 64  # 64 rows of a 4000-px-wide photo: 3 MB of Lab floats per strip, in the cache
 
 
 def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
@@ -78,14 +78,20 @@ def _compose_strip(lightness, ab_wide, start, stop, out) -> None:
     """Rows start..stop of ``compose``: ab interpolated down the rows (across them it already
     is, in ``ab_wide``), merged with L*, converted, clipped, stored in ``out``."""
     top, below, weight = _row_weights(np.arange(start, stop), ab_wide.shape[0], out.shape[0])
-    ab = ab_wide[top] * (1 - weight) + ab_wide[below] * weight
-    lab = cv2.merge([np.ascontiguousarray(lightness[start:stop]), ab.astype(np.float32)])
+    ab = ab_wide[below]  # top + (below - top) x weight, in place: one temporary, float32
+    upper = ab_wide[top]
+    ab -= upper
+    ab *= weight
+    ab += upper
+    lab = cv2.merge([np.ascontiguousarray(lightness[start:stop]), ab])
     rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
     if out.dtype == np.uint8:
         # Rounded as imageio quantises float outputs (x * 255 + 0.5, clipped).
-        out[start:stop] = np.clip(rgb * 255 + 0.5, 0, 255).astype(np.uint8)
+        rgb *= 255
+        rgb += 0.5
+        out[start:stop] = np.clip(rgb, 0, 255, out=rgb)
     else:
-        out[start:stop] = np.clip(rgb, 0.0, 1.0)
+        np.clip(rgb, 0.0, 1.0, out=out[start:stop])
 
 
 @functools.cache

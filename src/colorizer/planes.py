@@ -84,7 +84,7 @@ def _compose_strip(lightness, ab_wide, start, stop, out) -> None:
     ab *= weight
     ab += upper
     lab = cv2.merge([np.ascontiguousarray(lightness[start:stop]), ab])
-    rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
+    rgb: np.ndarray = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
     if out.dtype == np.uint8:
         # Rounded as imageio quantises float outputs (x * 255 + 0.5, clipped).
         rgb *= 255
@@ -111,7 +111,7 @@ def compose(
     [0, 1], or uint8 with ``out_dtype=np.uint8``. The result does not depend on ``strip_rows``.
     """
     height, width = lightness.shape
-    out = np.empty((height, width, 3), dtype=out_dtype)
+    out: np.ndarray = np.empty((height, width, 3), dtype=out_dtype)
     ab = np.ascontiguousarray(ab, dtype=np.float32)
     if height < ab.shape[0] or width < ab.shape[1]:  # smaller than the network's grid
         ab_wide = resize_plane(ab, height, width)  # at full size: the strips copy its rows

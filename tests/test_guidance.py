@@ -309,6 +309,9 @@ def test_suggest_colors(default, echo):
     probabilities = [s["probability"] for s in suggestions]
     assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1
     assert all(s["hex"].startswith("#") and len(s["hex"]) == 7 for s in suggestions)
+    colours = [np.array(s["ab"]) for s in suggestions]
+    gaps = [np.hypot(*(a - b)) for i, a in enumerate(colours) for b in colours[i + 1 :]]
+    assert min(gaps) >= 10  # distinct colours, not neighbouring bins of one
     assert len(echo.suggest_colors(image, 3, 3)) == 1  # no distribution: its one colour
     with pytest.raises(ColorizerError, match="outside"):
         default.suggest_colors(image, 100, 10)
@@ -353,3 +356,23 @@ def test_hints_family_takes_a_step(monkeypatch):
     losses = family.step(data.make_batch(torch.rand(2, 3, 32, 32)))
     assert set(losses) == {"ce", "l1"} and all(np.isfinite(v) for v in losses.values())
     assert family.net.hint_late.weight.abs().sum() > 0  # the hint path learns
+
+
+def test_distribution_modes_merge_neighbouring_bins_into_distinct_colours():
+    from colorizer.guidance.core import distribution_modes
+
+    bins = color.ab_bins().numpy()
+
+    def nearest(a: float, b: float) -> int:
+        return int(np.argmin(np.hypot(*(bins - (a, b)).T)))
+
+    probabilities = np.zeros(len(bins))
+    # One orange spread over three neighbouring bins (the old top-3 were all of it), one blue.
+    for a, b, p in [(20, 60, 0.3), (30, 60, 0.25), (20, 70, 0.2), (-10, -40, 0.25)]:
+        probabilities[nearest(a, b)] = p
+    (orange, p_orange), (blue, p_blue) = distribution_modes(probabilities, k=5)
+    assert p_orange == pytest.approx(0.75) and p_blue == pytest.approx(0.25)
+    expected = 0.3 * np.array([20, 60]) + 0.25 * np.array([30, 60]) + 0.2 * np.array([20, 70])
+    np.testing.assert_allclose(orange, expected / 0.75, atol=1e-9)
+    np.testing.assert_allclose(blue, (-10, -40), atol=1e-9)
+    assert len(distribution_modes(probabilities, k=1)) == 1

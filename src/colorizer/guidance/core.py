@@ -335,14 +335,61 @@ def suggest_colors(
     grid_h, grid_w = distribution.shape[-2:]
     gy = min(int((y + 0.5) * grid_h / height), grid_h - 1)
     gx = min(int((x + 0.5) * grid_w / width), grid_w - 1)
-    probabilities = distribution[:, gy, gx]
-    top = probabilities.topk(min(k, len(probabilities)))
-    bins = color.ab_bins()
+    modes = distribution_modes(distribution[:, gy, gx].double().numpy(), k)
     return [
-        {
-            "hex": color.lab_to_hex(light, *bins[i].tolist()),
-            "ab": [float(v) for v in bins[i]],
-            "probability": float(p),
-        }
-        for p, i in zip(top.values, top.indices, strict=True)
+        {"hex": color.lab_to_hex(light, a, b), "ab": [a, b], "probability": probability}
+        for (a, b), probability in modes
     ]
+
+
+MODE_RADIUS = 15.0  # a bin joins a mode within this many ab units (the grid's diagonal: 14.1)
+MODE_SEPARATION = 10.0  # no two suggested colours closer than this (about one just-visible step)
+
+
+def distribution_modes(
+    probabilities: np.ndarray, k: int = 5
+) -> list[tuple[tuple[float, float], float]]:
+    """The ``k`` likeliest distinct colours of a distribution over the 313 ab bins, best first:
+    ((a, b), probability) with the probabilities of the bins merged into each.
+
+    Greedy, likeliest bin first: a bin within ``MODE_RADIUS`` of a mode's seed joins it, else it
+    seeds a new mode; each mode's colour is its bins' probability-weighted mean. Modes that end
+    up closer than ``MODE_SEPARATION`` are merged, so five suggestions are five colours, not five
+    neighbouring bins of one orange."""
+    bins = color.ab_bins(torch.float64).numpy()
+    order = np.argsort(-probabilities)
+    seeds: list[np.ndarray] = []
+    members: list[list[int]] = []
+    for index in order[probabilities[order] > 1e-6]:
+        distances = [np.hypot(*(bins[index] - seed)) for seed in seeds]
+        if distances and min(distances) <= MODE_RADIUS:
+            members[int(np.argmin(distances))].append(int(index))
+        else:
+            seeds.append(bins[index])
+            members.append([int(index)])
+    modes = [
+        (probabilities[m].sum(), probabilities[m] @ bins[m] / probabilities[m].sum())
+        for m in members
+    ]
+    merged = _merge_close(modes)
+    return [((float(c[0]), float(c[1])), float(mass)) for mass, c in merged[:k]]
+
+
+def _merge_close(modes: list) -> list[tuple[float, np.ndarray]]:
+    """(mass, centre) modes, heaviest first, merged until no two are under MODE_SEPARATION."""
+    merged = sorted(modes, key=lambda mode: -mode[0])
+    while True:
+        pairs = [
+            (i, j)
+            for i in range(len(merged))
+            for j in range(i + 1, len(merged))
+            if np.hypot(*(merged[i][1] - merged[j][1])) < MODE_SEPARATION
+        ]
+        if not pairs:
+            return merged
+        i, j = pairs[0]
+        (mass_i, centre_i), (mass_j, centre_j) = merged[i], merged[j]
+        total = mass_i + mass_j
+        merged[i] = (total, (centre_i * mass_i + centre_j * mass_j) / total)
+        del merged[j]
+        merged.sort(key=lambda mode: -mode[0])

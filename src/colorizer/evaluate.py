@@ -57,8 +57,7 @@ def colorizer_method(colorizer) -> Method:
 
 
 def find_photos(folder: Path) -> list[Path]:
-    suffixes = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
-    photos = sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes)
+    photos = sorted(p for p in folder.rglob("*") if p.suffix.lower() in imageio.PHOTO_SUFFIXES)
     if not photos:
         raise ColorizerError(f"{folder}: no photos to evaluate (jpg, png, tif, bmp, webp)")
     return photos

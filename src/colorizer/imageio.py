@@ -51,6 +51,8 @@ WRITE_SUFFIXES = tuple(_WRITE_FORMATS)
 # The one list of photo suffixes that commands pick out of folders (``colorize image DIR``).
 # GIF is read (its first frame) like any photo; training leaves it out (``train.data``).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif"})
+# Photos to train or evaluate on: no GIF (palette images, rarely photographs).
+PHOTO_SUFFIXES = IMAGE_SUFFIXES - {".gif"}
 # Films that `colorize eval --video` picks out of folders and `colorize image` points elsewhere.
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"})
 _ALPHA_FORMATS = {"PNG", "TIFF", "WEBP"}

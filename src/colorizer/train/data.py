@@ -31,7 +31,7 @@ from colorizer.files import atomic_write
 log = logging.getLogger(__name__)
 
 # Training photos: every image suffix but GIF, whose 256-colour palette is no colour truth.
-SUFFIXES = imageio.IMAGE_SUFFIXES - {".gif"}
+SUFFIXES = imageio.PHOTO_SUFFIXES
 MARGIN = 1.25  # cached short side / crop: room for random positions, scale and rotation
 MAX_ROTATION = 10.0  # degrees
 SCALE_RANGE = (0.8, 1.1)  # side of the photo region a crop covers, relative to the crop

@@ -88,20 +88,23 @@ def video_options(args: argparse.Namespace):
     )
 
 
-def cmd_video(args: argparse.Namespace) -> int:
+def colorizer_from_args(args: argparse.Namespace):
+    """The ``Colorizer`` the model, weights, size, device and backend options ask for."""
     from colorizer.pipeline import Colorizer
+
+    backend = getattr(args, "backend", None)
+    return Colorizer(
+        args.model, weights=args.weights, size=args.size, device=args.device, backend=backend
+    )
+
+
+def cmd_video(args: argparse.Namespace) -> int:
     from colorizer.video.colorize import colorize_video
 
     source = Path(args.input)
     destination = Path(args.output) if args.output else default_output(source)
     options = video_options(args)
-    colorizer = Colorizer(
-        args.model,
-        weights=args.weights,
-        size=args.size,
-        device=args.device,
-        backend=getattr(args, "backend", None),
-    )
+    colorizer = colorizer_from_args(args)
     report = colorize_video(colorizer, source, destination, options, progress=not args.quiet)
     if not args.quiet:
         resumed = f", {report.resumed_segments} segments resumed" if report.resumed_segments else ""
@@ -126,18 +129,11 @@ def add_video_eval_arguments(evaluation: argparse.ArgumentParser) -> None:
 
 
 def cmd_eval_video(args: argparse.Namespace) -> int:
-    from colorizer.pipeline import Colorizer
     from colorizer.video import evaluate
     from colorizer.video.consistency import DEFAULT_STRENGTH, DEFAULT_WORK_SIDE
 
     clips = evaluate.find_clips(Path(args.data))[: args.limit]
-    colorizer = Colorizer(
-        args.model,
-        weights=args.weights,
-        size=args.size,
-        device=args.device,
-        backend=getattr(args, "backend", None),
-    )
+    colorizer = colorizer_from_args(args)
     results = evaluate.evaluate_clips(
         clips,
         colorizer,

@@ -70,6 +70,23 @@ def test_batch_equals_single_calls(colorizer):
         np.testing.assert_array_equal(result, colorizer.colorize(image))
 
 
+def test_batch_equals_single_calls_to_the_level_with_a_real_network():
+    # The shipped network: its float results depend on the batch it runs in, which moved 8
+    # pixels of these photos by one level when a batch went through the network together.
+    import cv2
+
+    real = Colorizer(device="cpu", backend="torch")
+    rng = np.random.default_rng(0)
+    images = [
+        cv2.GaussianBlur(
+            (rng.random((200 + 13 * i, 300 - 7 * i)) * 255).astype(np.uint8), (0, 0), 3
+        )
+        for i in range(8)
+    ]
+    for image, result in zip(images, real.colorize_batch(images), strict=True):
+        np.testing.assert_array_equal(result, real.colorize(image))
+
+
 def test_shared_between_threads(colorizer):
     image = grey_ramp(64, 48)
     expected = colorizer.colorize(image)

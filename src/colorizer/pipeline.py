@@ -266,8 +266,11 @@ class Colorizer:
         if guidance is not None and not guidance.empty:
             # The guidance applies itself (colorizer.guidance sits above this module).
             return [compose(light, guidance.ab(self, light, size=size)) for light in lightness]
-        ab_small = self.predict_planes(lightness, size=size)
-        return [compose(light, ab) for light, ab in zip(lightness, ab_small, strict=True)]
+        # One photo per network call: a convolution's float result depends on the batch it is
+        # in (PyTorch and OpenVINO pick kernels by shape), which moved a few pixels of a batch
+        # by one level against single calls. On the CPU a batch is no faster per photo
+        # (benchmarks/RESULTS.md, issue 11), so colorize_batch equals colorize exactly.
+        return [compose(light, self.predict_planes([light], size=size)[0]) for light in lightness]
 
     # -- the one seam to the network ------------------------------------------------------------
 

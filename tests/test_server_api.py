@@ -8,6 +8,7 @@ import json
 import threading
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -274,6 +275,8 @@ def test_openapi_document_matches_the_routes(server):
         "/v1/colorize/video": {"post"},
         "/v1/jobs/{job_id}": {"get", "delete"},
         "/v1/jobs/{job_id}/result": {"get"},
+        "/v1/examples": {"get"},
+        "/v1/examples/{name}": {"get"},
     }
     assert {path: set(ops) for path, ops in paths.items()} == expected
     colorize = paths["/v1/colorize"]["post"]
@@ -444,3 +447,58 @@ def test_another_network_size_shares_the_loaded_network(server):
     assert other.size == 32 and base.size == 64
     assert other.net is base.net
     assert pool.get(MODEL, 64) is base
+
+
+# --- examples, queue position and ETA --------------------------------------------------------
+
+
+def test_examples_are_listed_and_only_those_are_served(constant, tmp_path):
+    folder = tmp_path / "examples"
+    folder.mkdir()
+    (folder / "b photo.png").write_bytes(png_bytes())
+    (folder / "a.jpg").write_bytes(png_bytes())
+    (folder / "secret.txt").write_text("not offered")
+    app = create_app(settings(tmp_path, examples=folder), colorizers={MODEL: constant})
+    with LiveServer(app) as live:
+        listed = httpx.get(f"{live.url}/v1/examples").json()["examples"]
+        assert [e["name"] for e in listed] == ["a.jpg", "b photo.png"]
+        photo = httpx.get(live.url + listed[1]["url"])
+        assert photo.status_code == 200 and photo.content == png_bytes()
+        for name in ("secret.txt", "..%2Fsettings.py", "%2Fetc%2Fpasswd"):
+            answer = httpx.get(f"{live.url}/v1/examples/{name}")
+            assert answer.status_code == 404, name
+            assert str(folder) not in answer.text
+    assert create_app(settings(tmp_path / "none"), colorizers={MODEL: constant})  # no folder
+
+
+def test_a_queued_job_knows_its_place_and_a_running_one_its_eta():
+    import time
+
+    from colorizer.server.jobs import Job, JobQueue
+    from colorizer.server.videos import eta_seconds, status_of
+
+    gate = threading.Event()
+    queue = JobQueue(workers=1, max_queued=4, result_ttl_s=60)
+    jobs = [
+        Job(
+            id=f"j{i}",
+            folder=Path("unused"),
+            input=Path("in"),
+            output=Path("out"),
+            run=lambda job: gate.wait(10),
+        )
+        for i in range(3)
+    ]
+    try:
+        for job in jobs:
+            queue.submit(job)
+        wait_for(lambda: jobs[0].status == "running", "the first job to start")
+        assert [status_of(job, queue).position for job in jobs] == [None, 0, 1]
+        running = jobs[0]
+        running.total, running.done, running.started_at = 100, 25, time.time() - 10
+        assert eta_seconds(running, 0.25) == pytest.approx(30, abs=1)  # 10 s for a quarter
+        assert eta_seconds(running, 0.01) is None  # too early to say
+        assert status_of(running, queue).eta_s == pytest.approx(30, abs=1)
+    finally:
+        gate.set()
+        queue.close()

@@ -103,6 +103,7 @@ def test_upload_colorize_hint_and_download(server, page, tmp_path):
 
     page.set_input_files("#file", str(source))
     wait_runs(page, 1)
+    assert page.locator("#consistency-box").is_hidden()  # video only
     width, height = Image.open(source).size
     hint = (width * 52 // 100, height * 85 // 100)  # the blanket in the shared photo
     first = page.evaluate(PIXELS_JS, list(hint))
@@ -114,6 +115,7 @@ def test_upload_colorize_hint_and_download(server, page, tmp_path):
     if not page.evaluate("state.features.hints"):
         pytest.skip("this build has no colour hints yet (colorizer.guidance)")
     page.fill("#brush-color", "#3a6fd0")
+    page.evaluate("setSlider('slider', 'before', 'handle', 90)")  # the user looked at 'before'
     box = page.locator("#scribble-canvas").bounding_box()
     page.locator("#scribble-canvas").click(
         position={"x": box["width"] * hint[0] / width, "y": box["height"] * hint[1] / height}
@@ -125,7 +127,10 @@ def test_upload_colorize_hint_and_download(server, page, tmp_path):
     red, green, blue = second["at"]
     assert blue > red and blue > green, second["at"]
     assert second["at"] != first["at"]
+    assert page.locator("#slider").input_value() == "50"  # the new result is shown half and half
     page.wait_for_selector("#swatches .swatch, #swatches:not(:has(em))")
+    shares = page.locator("#swatches .swatch-box span").all_inner_texts()
+    assert shares and all(share.endswith("%") for share in shares)
 
     with page.expect_download() as download:
         page.click("#download")
@@ -138,6 +143,21 @@ def test_upload_colorize_hint_and_download(server, page, tmp_path):
     target = os.environ.get("COLORIZER_APP_SCREENSHOT")
     if target:
         save_screenshot(page, Path(target))
+
+
+def test_example_photos_are_offered_and_open(page, tmp_path):
+    folder = tmp_path / "examples"
+    folder.mkdir()
+    photo(tmp_path).rename(folder / "migrant_mother.jpg")
+    (folder / "notes.txt").write_text("not a photo")
+    settings = ServerSettings(device="cpu", temp_dir=tmp_path / "temp", examples=folder)
+    with LiveServer(create_app(settings)) as live:
+        page.goto(live.url)
+        page.wait_for_selector("#examples:not([hidden]) button")
+        assert page.locator("#example-list button").all_inner_texts() == ["migrant mother"]
+        page.locator("#example-list button").click()
+        wait_runs(page, 1)
+        assert page.locator("#input-info").inner_text().startswith("migrant_mother.jpg")
 
 
 def test_a_bad_upload_shows_a_readable_message(server, page):

@@ -18,8 +18,9 @@ import logging
 import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import quote
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -29,7 +30,7 @@ from colorizer.server.images import add_image_routes
 from colorizer.server.jobs import ImageWorkers, Janitor, JobQueue, TempArea
 from colorizer.server.middleware import ApiKey, BodyLimit
 from colorizer.server.models import ModelPool
-from colorizer.server.schemas import ERRORS, Health, ModelInfo, ModelList
+from colorizer.server.schemas import ERRORS, Example, ExampleList, Health, ModelInfo, ModelList
 from colorizer.server.settings import ServerSettings
 from colorizer.server.state import ServerState
 from colorizer.server.videos import add_video_routes, video_module
@@ -90,6 +91,7 @@ def create_app(
     add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _service_routes(app, state)
+    _example_routes(app, state)
     add_image_routes(app, state)
     add_video_routes(app, state)
     return app
@@ -129,6 +131,43 @@ def _service_routes(app: FastAPI, state: ServerState) -> None:
             hints=True,
             video=video_module() is not None,
         )
+
+
+MAX_EXAMPLES = 12
+
+
+def example_photos(folder: Path | None) -> dict[str, Path]:
+    """The photos offered to try, by file name: only these names are ever served."""
+    from colorizer.imageio import PHOTO_SUFFIXES
+
+    if folder is None or not folder.is_dir():
+        return {}
+    photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
+    return {p.name: p for p in photos[:MAX_EXAMPLES] if p.is_file()}
+
+
+def _example_routes(app: FastAPI, state: ServerState) -> None:
+    examples = example_photos(state.settings.examples)
+
+    @app.get("/v1/examples", response_model=ExampleList, tags=["service"])
+    async def list_examples() -> ExampleList:
+        """Photos this server offers to try (none unless started with --examples)."""
+        return ExampleList(
+            examples=[Example(name=n, url=f"/v1/examples/{quote(n)}") for n in examples]
+        )
+
+    @app.get(
+        "/v1/examples/{name}",
+        tags=["service"],
+        responses={404: ERRORS[404], 422: ERRORS[422]},
+        response_class=FileResponse,
+    )
+    async def example(name: str) -> FileResponse:
+        """One of the example photos, by the name the list gives."""
+        path = examples.get(name)
+        if path is None:
+            raise HTTPException(404, f"no example photo {name!r}")
+        return FileResponse(path)
 
 
 def _model_infos(pool: ModelPool) -> list[ModelInfo]:

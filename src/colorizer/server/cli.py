@@ -10,6 +10,7 @@ import socket
 import sys
 import threading
 import time
+from pathlib import Path
 
 from colorizer.errors import ColorizerError
 from colorizer.options import add_device_option, add_model_options
@@ -75,6 +76,9 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
         help="video jobs that may wait (%(default)s); more answer 429",
     )
     parser.add_argument(
+        "--examples", help="a folder of photos the app offers to try (e.g. ../shared/data/bw)"
+    )
+    parser.add_argument(
         "--timeout",
         type=float,
         default=defaults.request_timeout_s,
@@ -96,6 +100,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         image_workers=args.workers,
         max_queued_jobs=args.queue,
         request_timeout_s=args.timeout,
+        examples=Path(args.examples) if args.examples else None,
     )
 
 

@@ -188,6 +188,11 @@ class JobQueue:
     def get(self, job_id: str) -> Job | None:
         return self.jobs.get(job_id)
 
+    def position(self, job: Job) -> int | None:
+        """How many jobs wait ahead of a queued ``job`` (0: it runs next); None otherwise."""
+        with self._cond:
+            return self._waiting.index(job) if job in self._waiting else None
+
     def cancel(self, job: Job) -> None:
         with self._cond:
             job.cancel_requested = True

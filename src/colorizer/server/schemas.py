@@ -55,12 +55,27 @@ class JobStatus(BaseModel):
     done: int = Field(description="frames colorized so far")
     total: int | None = Field(description="frames in all, when known")
     fraction: float | None
+    position: int | None = Field(
+        default=None, description="queued: how many jobs wait ahead of this one (0: next)"
+    )
+    eta_s: float | None = Field(
+        default=None, description="running: seconds left, from the pace so far"
+    )
     error: str | None
     created_at: float
     started_at: float | None
     finished_at: float | None
     expires_at: float | None = Field(description="when a finished result is deleted")
     result_url: str | None = Field(description="download link once done (one download)")
+
+
+class Example(BaseModel):
+    name: str
+    url: str = Field(description="the photo itself")
+
+
+class ExampleList(BaseModel):
+    examples: list[Example] = Field(description="photos to try (the server's --examples)")
 
 
 class Suggestion(BaseModel):
@@ -89,6 +104,7 @@ ERRORS = {
     401: {"model": ErrorBody, "description": "an API key is required and was wrong or missing"},
     413: {"model": ErrorBody, "description": "over an upload, pixel or duration limit"},
     422: {"model": ErrorBody, "description": "a field is missing or of the wrong type"},
+    404: {"model": ErrorBody, "description": "no such job, example or resource"},
     429: {"model": ErrorBody, "description": "the server's queue is full; retry later"},
 }
 

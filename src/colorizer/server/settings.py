@@ -37,6 +37,7 @@ class ServerSettings:
     janitor_interval_s: float = 30.0
     temp_dir: Path | None = None  # the temp area's parent (None: the system temp directory)
     preload: bool = True  # load the default model when the server starts, in the background
+    examples: Path | None = None  # a folder of photos the app offers to try (first 12 by name)
 
     def check(self) -> None:
         """Refuse settings that cannot work or that would expose the server without a key."""

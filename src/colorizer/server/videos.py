@@ -13,6 +13,7 @@ import inspect
 import logging
 import math
 import shutil
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +23,7 @@ from PIL import Image
 
 from colorizer.errors import ColorizerError, WeightsError
 from colorizer.server.errors import ApiError, weights_message
-from colorizer.server.jobs import Job, QueueFull, public_message
+from colorizer.server.jobs import Job, JobQueue, QueueFull, public_message
 from colorizer.server.schemas import ERRORS, ErrorBody, JobStatus
 from colorizer.server.state import ServerState
 from colorizer.server.uploads import copy_limited
@@ -57,7 +58,7 @@ def add_video_routes(app: FastAPI, state: ServerState) -> None:
             job.remove_files()
             raise
         return JSONResponse(
-            status_of(job, state.jobs.result_ttl_s).model_dump(),
+            status_of(job, state.jobs).model_dump(),
             status_code=202,
             headers={"Location": f"/v1/jobs/{job.id}"},
         )
@@ -70,7 +71,7 @@ def add_video_routes(app: FastAPI, state: ServerState) -> None:
     )
     async def job_status(job_id: str) -> JobStatus:
         """A video job's state and progress."""
-        return status_of(_find_job(state, job_id), state.jobs.result_ttl_s)
+        return status_of(_find_job(state, job_id), state.jobs)
 
     @app.get(
         "/v1/jobs/{job_id}/result",
@@ -114,7 +115,7 @@ def add_video_routes(app: FastAPI, state: ServerState) -> None:
         """Cancel a job (queued or running) or delete its result now."""
         job = _find_job(state, job_id)
         state.jobs.cancel(job)
-        return status_of(job, state.jobs.result_ttl_s)
+        return status_of(job, state.jobs)
 
 
 def still_image_format(path: Path) -> str | None:
@@ -215,7 +216,15 @@ def _find_job(state: ServerState, job_id: str) -> Job:
     return job
 
 
-def status_of(job: Job, ttl_s: float) -> JobStatus:
+def eta_seconds(job: Job, fraction: float | None) -> float | None:
+    """Seconds left for a running job at its pace so far (once 2% is done, to be meaningful)."""
+    if job.status != "running" or not fraction or fraction < 0.02 or job.started_at is None:
+        return None
+    return round((time.time() - job.started_at) * (1 - fraction) / fraction, 1)
+
+
+def status_of(job: Job, jobs: JobQueue) -> JobStatus:
+    ttl_s = jobs.result_ttl_s
     fraction = None
     if job.status in ("done", "downloaded"):
         fraction = 1.0
@@ -230,6 +239,8 @@ def status_of(job: Job, ttl_s: float) -> JobStatus:
         done=job.done,
         total=job.total,
         fraction=fraction,
+        position=jobs.position(job),
+        eta_s=eta_seconds(job, fraction),
         error=job.error,
         created_at=job.created_at,
         started_at=job.started_at,

@@ -86,6 +86,27 @@ function setProgress(fraction) {
   $("progress-bar").style.width = fraction ? `${Math.round(fraction * 100)}%` : "";
 }
 
+async function loadExamples() {
+  try {
+    const found = await request("GET", "/v1/examples");
+    const list = $("example-list");
+    list.innerHTML = "";
+    for (const example of found.examples) {
+      const button = document.createElement("button");
+      button.textContent = example.name.replace(/\.[^.]*$/, "").replace(/[_-]+/g, " ");
+      button.title = example.name;
+      button.addEventListener("click", async () => {
+        const blob = await request("GET", example.url, null, { blob: true });
+        openFile(new File([blob], example.name, { type: blob.type || "image/jpeg" }));
+      });
+      list.appendChild(button);
+    }
+    $("examples").hidden = !found.examples.length;
+  } catch (_) {
+    $("examples").hidden = true; // an older server, or no key yet: nothing to offer
+  }
+}
+
 async function loadModels() {
   try {
     const list = await request("GET", "/v1/models");
@@ -132,8 +153,9 @@ function openFile(file) {
   $("input-box").hidden = state.kind !== "image";
   $("input-video").hidden = state.kind !== "video";
   $("tools").hidden = state.kind !== "image";
+  $("consistency-box").hidden = state.kind !== "video";
   $("compare").hidden = true;
-  $("result-video").hidden = true;
+  $("video-compare").hidden = true;
   $("download").classList.add("disabled");
   $("run").disabled = false;
   if (state.kind === "video") {
@@ -243,6 +265,7 @@ function showResult(blob, seconds) {
   $("result-img").src = state.resultUrl;
   $("before-img").src = state.inputUrl;
   $("compare").hidden = false;
+  setSlider("slider", "before", "handle", 50); // a re-run shows its change, not the old split
   $("result-stage").classList.remove("empty");
   const link = $("download");
   link.href = state.resultUrl;
@@ -251,6 +274,12 @@ function showResult(blob, seconds) {
   state.runs += 1;
   $("result-stage").dataset.runs = String(state.runs);
   setStatus(`done in ${seconds.toFixed(1)} s`, "done");
+}
+
+function setSlider(sliderId, beforeId, handleId, value) {
+  $(sliderId).value = String(value);
+  $(beforeId).style.clipPath = `inset(0 ${100 - value}% 0 0)`;
+  $(handleId).style.left = `${value}%`;
 }
 
 function stem(name) {
@@ -291,11 +320,13 @@ async function followJob(id) {
     if (state.job !== id) return;
     const job = await request("GET", `/v1/jobs/${id}`);
     if (job.status === "queued") {
-      setStatus("waiting in the queue...");
+      const ahead = job.position ? `, ${job.position} ahead` : ", next";
+      setStatus(`waiting in the queue${job.position === null ? "" : ahead}...`);
       setProgress(undefined);
     } else if (job.status === "running") {
       const total = job.total ? ` of ${job.total}` : "";
-      setStatus(`colorizing frame ${job.done}${total}...`);
+      const eta = job.eta_s == null ? "" : `, ${formatEta(job.eta_s)} left`;
+      setStatus(`colorizing frame ${job.done}${total}${eta}...`);
       setProgress(job.fraction ?? undefined);
     } else if (job.status === "done") {
       setStatus("downloading the result...");
@@ -312,12 +343,31 @@ async function followJob(id) {
   }
 }
 
+function formatEta(seconds) {
+  if (seconds < 60) return `${Math.ceil(seconds)} s`;
+  return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+}
+
+function syncBefore() {
+  // The grey input plays under the colour result, frame for frame.
+  const result = $("result-video");
+  const before = $("before-video");
+  if (Math.abs(before.currentTime - result.currentTime) > 0.05) {
+    before.currentTime = result.currentTime;
+  }
+  if (result.paused === before.paused) return;
+  if (result.paused) before.pause();
+  else before.play().catch(() => {});
+}
+
 function showVideo(blob) {
   if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
   state.resultUrl = URL.createObjectURL(blob);
   const video = $("result-video");
   video.src = state.resultUrl;
-  video.hidden = false;
+  $("before-video").src = state.inputUrl;
+  $("video-compare").hidden = false;
+  setSlider("video-slider", "before-video-box", "video-handle", 50);
   $("result-stage").classList.remove("empty");
   const link = $("download");
   link.href = state.resultUrl;
@@ -408,13 +458,18 @@ async function loadSuggestions(index) {
     if (state.selected !== index) return;
     box.innerHTML = "";
     for (const s of found.suggestions) {
+      const item = document.createElement("span");
+      item.className = "swatch-box";
       const swatch = document.createElement("button");
       swatch.className = "swatch";
       swatch.style.background = s.hex;
       swatch.title = `${s.hex} (${Math.round(100 * s.probability)}%)`;
       swatch.dataset.hex = s.hex;
       swatch.addEventListener("click", () => setHintColor(s.hex));
-      box.appendChild(swatch);
+      const share = document.createElement("span");
+      share.textContent = `${Math.round(100 * s.probability)}%`;
+      item.append(swatch, share);
+      box.appendChild(item);
     }
     if (!found.suggestions.length) box.textContent = "none";
   } catch (error) {
@@ -475,10 +530,14 @@ function wire() {
     $("consistency-value").textContent = Number(e.target.value).toFixed(2);
   });
   $("slider").addEventListener("input", (e) => {
-    const v = Number(e.target.value);
-    $("before").style.clipPath = `inset(0 ${100 - v}% 0 0)`;
-    $("handle").style.left = `${v}%`;
+    setSlider("slider", "before", "handle", Number(e.target.value));
   });
+  $("video-slider").addEventListener("input", (e) => {
+    setSlider("video-slider", "before-video-box", "video-handle", Number(e.target.value));
+  });
+  for (const event of ["play", "pause", "seeked", "timeupdate"]) {
+    $("result-video").addEventListener(event, syncBefore);
+  }
 
   const canvas = $("scribble-canvas");
   canvas.addEventListener("pointerdown", (e) => {
@@ -524,6 +583,7 @@ function wire() {
     state.apiKey = $("key").value.trim();
     sessionStorage.setItem("colorizer-api-key", state.apiKey);
     loadModels();
+    loadExamples();
   });
 
   const drop = document.body;
@@ -541,3 +601,4 @@ function wire() {
 
 wire();
 loadModels();
+loadExamples();

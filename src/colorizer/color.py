@@ -263,12 +263,14 @@ def parse_hex(text: str) -> tuple[float, float, float]:
         digits = "".join(c * 2 for c in digits)
     if len(digits) != 6 or any(c not in "0123456789abcdefABCDEF" for c in digits):
         raise ValueError(f"colour {text!r} is not '#RRGGBB'")
-    return tuple(int(digits[i : i + 2], 16) / 255 for i in (0, 2, 4))
+    red, green, blue = (int(digits[i : i + 2], 16) / 255 for i in (0, 2, 4))
+    return red, green, blue
 
 
 def hex_to_lab(text: str) -> tuple[float, float, float]:
     rgb = torch.tensor(parse_hex(text), dtype=torch.float64).view(3, 1, 1)
-    return tuple(float(v) for v in rgb_to_lab(rgb).flatten())
+    lightness, a, b = (float(v) for v in rgb_to_lab(rgb).flatten())
+    return lightness, a, b
 
 
 def hex_to_ab(text: str) -> tuple[float, float]:

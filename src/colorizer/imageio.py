@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import cv2
 import numpy as np
@@ -120,9 +120,9 @@ class Metadata:
 def read_metadata(im: Image.Image) -> Metadata:
     """The metadata of an opened image; anything broken is left out, never an error."""
     try:
-        exif = im.getexif()
-        exif[ExifTags.Base.Orientation] = 1
-        exif = exif if len(exif) > 1 else None
+        found = im.getexif()
+        found[ExifTags.Base.Orientation] = 1
+        exif = found if len(found) > 1 else None
     except Exception:
         exif = None
     icc = im.info.get("icc_profile")
@@ -158,7 +158,8 @@ def read_image(src, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Picture:
     if isinstance(src, np.ndarray):
         return _read_array(src, limit)
     if isinstance(src, Image.Image):
-        name = f"PIL image '{src.filename}'" if getattr(src, "filename", "") else "PIL image"
+        filename = getattr(src, "filename", "")
+        name = f"PIL image '{filename}'" if filename else "PIL image"
         return _pillow_may_refuse(lambda: _read_pil(src, name, limit))
     if isinstance(src, str | os.PathLike):
         return _read_path(Path(src), limit)
@@ -347,7 +348,7 @@ def _is_deep_colour(im: Image.Image, path: Path) -> bool:
             header = f.read(26)
         return header[12:16] == b"IHDR" and header[24] == 16
     if im.format == "TIFF":
-        bits = im.tag_v2.get(258, 8)  # BitsPerSample: one value, or one per channel
+        bits = getattr(im, "tag_v2").get(258, 8)  # noqa: B009 - TIFF only; BitsPerSample: one value, or one per channel
         return max(bits) > 8 if isinstance(bits, tuple) else bits > 8
     return False
 
@@ -564,7 +565,7 @@ def _pillow_encoder(
     png_compression: int | None = None,
     extra: dict[str, object] | None = None,
 ) -> Callable[[BinaryIO], None]:
-    options: dict[str, object] = {
+    options: dict[str, object] = {  # type: ignore[assignment]
         "JPEG": {"quality": quality},
         "WEBP": {"quality": quality},
         "TIFF": {"compression": "tiff_deflate"},
@@ -598,4 +599,4 @@ def _opencv_encoder(
 def _write_atomically(path: Path, encode: Callable[[BinaryIO], None]) -> None:
     # Readers see the old file or the whole new one, never half an image (colorizer.files).
     with atomic_write(path) as f:
-        encode(f)
+        encode(cast(BinaryIO, f))

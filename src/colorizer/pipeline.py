@@ -78,6 +78,8 @@ class Colorizer:
     distribution over the bins: guidance and suggested colours).
     """
 
+    network: runtime.TorchNetwork | runtime.OpenVinoNetwork
+
     def __init__(
         self,
         model: str | None = None,
@@ -129,9 +131,7 @@ class Colorizer:
             record = self._load(weights, size)
             self.check_size(record.input_size, record.input_multiple)  # before exporting
             graph = runtime.save_export(key, self.net, record)
-        self.network: runtime.TorchNetwork | runtime.OpenVinoNetwork = runtime.OpenVinoNetwork(
-            graph
-        )
+        self.network = runtime.OpenVinoNetwork(graph)
         return record
 
     @property
@@ -299,8 +299,8 @@ class Colorizer:
             # An OpenVINO graph runs at the side it was exported at; others run on PyTorch.
             ab = self.predict_ab(self.network_input(lightness, size), *_hint_tensors(hints))
             return ab.float().cpu().permute(0, 2, 3, 1).numpy()
-        ab = self.network(self._small(lightness, size), *(hints or ()))
-        return np.ascontiguousarray(ab.transpose(0, 2, 3, 1))
+        planes_ab = self.network(self._small(lightness, size), *(hints or ()))
+        return np.ascontiguousarray(planes_ab.transpose(0, 2, 3, 1))
 
     def predict_bins(
         self,
@@ -333,7 +333,8 @@ class Colorizer:
             return None
         with torch.inference_mode():
             inputs = (lightness, *hints)
-            return self.net.distribution(*(x.to(self.device) for x in inputs))
+            distribution = getattr(self.net, "distribution")  # noqa: B009 - a model's method
+            return distribution(*(x.to(self.device) for x in inputs))
 
 
 def _hint_tensors(hints: tuple[np.ndarray, np.ndarray] | None) -> tuple[torch.Tensor, ...]:

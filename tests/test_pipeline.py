@@ -186,3 +186,21 @@ def test_a_grey_icc_profile_is_not_put_on_a_colour_output(tmp_path, constant_wei
     colorizer = Colorizer("test-constant", weights=constant_weights, size=32, device="cpu")
     out = Image.open(colorizer.colorize_file(src, tmp_path / "out.png"))
     assert "icc_profile" not in out.info
+
+
+def test_hints_go_to_the_catalogue_hint_model(monkeypatch, constant_weights):
+    import dataclasses
+
+    from colorizer.weights import MODELS, ensure_weights
+
+    spec = MODELS["colornet-v1"]
+    monkeypatch.setitem(MODELS, "colornet-v1", dataclasses.replace(spec, hint_model="colornet-v2"))
+    automatic = Colorizer("colornet-v1", device="cpu", backend="torch")
+    hinted = automatic.for_hints()
+    assert hinted.name == "colornet-v2" and hinted.size == automatic.size
+    assert automatic.for_hints() is hinted  # loaded once
+    # Local weights are the user's model: hints stay with it.
+    own = Colorizer("colornet", weights=ensure_weights("colornet-v1"), device="cpu")
+    assert own.for_hints() is own
+    plain = Colorizer("test-constant", weights=constant_weights, size=64, device="cpu")
+    assert plain.for_hints() is plain

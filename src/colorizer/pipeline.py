@@ -92,6 +92,7 @@ class Colorizer:
     ) -> None:
         self.name = model or DEFAULT_MODEL
         self.max_pixels = max_pixels
+        self.weights_given = weights
         self._net: torch.nn.Module | None = None
         self._device: torch.device | None = None
         backend = backend or os.environ.get("COLORIZER_BACKEND") or "auto"
@@ -148,6 +149,24 @@ class Colorizer:
 
             self._net = create_model(self.arch, self.weights).to(self.device)
         return self._net
+
+    def for_hints(self) -> Colorizer:
+        """The colorizer that runs when the user gives point hints: this one if its model takes
+        hints, else the model's catalogue ``hint_model`` (loaded once, same device, backend and
+        size), else this one (hints then correct the automatic colours)."""
+        if self.accepts_hints:
+            return self
+        if not hasattr(self, "_for_hints"):
+            from colorizer.weights import MODELS
+
+            spec = MODELS.get(self.name)
+            name = spec.hint_model if spec is not None and self.weights_given is None else None
+            self._for_hints = (
+                Colorizer(name, size=self.size, device=self._device_name, backend=self.backend)
+                if name
+                else self
+            )
+        return self._for_hints
 
     @property
     def backend(self) -> str:

@@ -63,6 +63,8 @@ class ModelSpec:
     notes: str = ""
     # Shipped models live inside the package and need no download.
     packaged: bool = False
+    # The model that takes over when the user gives point hints (one with a hint input).
+    hint_model: str | None = None
 
 
 MODELS: dict[str, ModelSpec] = {}

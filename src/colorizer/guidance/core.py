@@ -227,6 +227,8 @@ def guided_ab(
     height, width = lightness.shape
     points = guidance.points
     check_inside(points, width, height)
+    if points and colorizer is not None:
+        colorizer = colorizer.for_hints()  # the model's hint-aware sibling, when it has one
     palette = guidance.palette_ab()
     user = None
     if guidance.scribbles is not None:
@@ -322,6 +324,8 @@ def suggest_colors(
     row = min(max(round(y), 0), height - 1)
     col = min(max(round(x), 0), width - 1)
     light = float(lightness[row, col])
+    if points:
+        colorizer = colorizer.for_hints()
     hints = _native_hints(colorizer, lightness, points, size)
     distribution = colorizer.predict_bins([lightness], hints, size=size)
     if distribution is None:

@@ -91,6 +91,9 @@ def test_hints_reach_the_exported_graph(tmp_path):
         inputs = [torch.from_numpy(x) for x in (lightness, hint_ab, mask)]
         expected = net(*inputs) - net(inputs[0], 0 * inputs[1], 0 * inputs[2])
     assert np.abs(moved[..., 18:28, 18:28]).mean() > 0.05  # the hint moved the colours there
+    with torch.inference_mode():  # no hints given at all: as PyTorch's forward without them
+        plain = net(torch.from_numpy(lightness)).numpy()
+    np.testing.assert_allclose(network(lightness), plain, atol=1e-3)
     np.testing.assert_allclose(moved, expected.numpy(), atol=1e-3)
 
 

@@ -283,7 +283,12 @@ class OpenVinoNetwork:
             return self.compiled[key]
 
     def __call__(self, lightness: np.ndarray, *hints: np.ndarray) -> np.ndarray:
-        arrays = dict(zip(INPUT_NAMES, (lightness, *hints), strict=False))
+        n, _, height, width = lightness.shape
+        arrays = {  # no hints given to a hint model: no hint anywhere, as PyTorch's forward
+            "hint_ab": np.zeros((n, 2, height, width), np.float32),
+            "hint_mask": np.zeros((n, 1, height, width), np.float32),
+        }
+        arrays.update(zip(INPUT_NAMES, (lightness, *hints), strict=False))
         # The exporter drops inputs a model never reads (a model that ignores L*, say).
         arrays = {name: arrays[name] for name in self.input_names}
         inputs = {name: np.ascontiguousarray(x, dtype=np.float32) for name, x in arrays.items()}

@@ -11,7 +11,12 @@ from pathlib import Path
 from colorizer.errors import ColorizerError
 from colorizer.guidance.cli import add_eval_arguments as add_guidance_eval_arguments
 from colorizer.guidance.cli import add_image_arguments as add_guidance_arguments
-from colorizer.options import add_device_option, add_model_options, run_command
+from colorizer.options import (
+    add_device_option,
+    add_engine_options,
+    add_model_options,
+    run_command,
+)
 from colorizer.server.cli import add_server_parsers
 from colorizer.train.cli import add_train_parser
 from colorizer.video.cli import add_video_eval_arguments, add_video_parser
@@ -143,6 +148,10 @@ def cmd_image(args: argparse.Namespace) -> int:
     from colorizer.imageio import DEFAULT_MAX_PIXELS
     from colorizer.pipeline import Colorizer
 
+    if getattr(args, "engine", "local") == "ray":
+        return _cmd_image_ray(args)
+    if getattr(args, "address", None) or getattr(args, "failures", None):
+        raise ColorizerError("--address and --failures are for --engine ray")
     single = _single_output(args)
     if single is None:
         inputs, unmatched = find_inputs(args.inputs, args.recursive)
@@ -169,6 +178,97 @@ def cmd_image(args: argparse.Namespace) -> int:
     report = run_jobs(colorizer, jobs, args.overwrite, progress, guidance)
     print_report(report, unmatched)
     return 1 if report.failed or unmatched else 0
+
+
+def colorize_on_ray(
+    patterns: list[str],
+    output: str | None,
+    *,
+    recursive: bool,
+    suffix: str,
+    overwrite: bool,
+    spec,
+    cluster,
+    guidance=None,
+    progress: bool = False,
+    failures: str | None = None,
+    on_progress=None,
+    report: BatchReport | None = None,
+) -> tuple[BatchReport, list[str], str | None]:
+    """The jobs of ``patterns`` run on Ray (``colorizer.cluster``): local paths laid out by
+    ``plan_jobs``, URIs (any input or the output) listed through pyarrow/fsspec. Returns the
+    report (``report``, filled, when given), the patterns that matched nothing, and where the
+    failures CSV went (None when there was nothing to do)."""
+    from colorizer.cluster import images, storage
+
+    if any(storage.is_uri(name) for name in [*patterns, output]):
+        jobs, unmatched = storage.plan_uri_jobs(
+            patterns, output, recursive, suffix, OUTPUT_SUFFIX_MARK
+        )
+    else:
+        inputs, unmatched = find_inputs(patterns, recursive)
+        jobs = plan_jobs(inputs, Path(output) if output else None, suffix)
+    report = BatchReport() if report is None else report
+    if not jobs:
+        return report, unmatched, None
+    images.run_jobs(
+        jobs,
+        report,
+        spec,
+        cluster,
+        overwrite=overwrite,
+        guidance=guidance,
+        progress=progress,
+        on_progress=on_progress,
+    )
+    failures = failures or images.default_failures_csv(output)
+    images.write_failures(failures, report.failed)
+    return report, unmatched, failures
+
+
+def _cmd_image_ray(args: argparse.Namespace) -> int:
+    """``colorize image --engine ray``: the same jobs, colorized on a Ray cluster."""
+    from colorizer.cluster.settings import ClusterOptions, ColorizerSpec
+    from colorizer.guidance.cli import guidance_from_args
+
+    if _single_output(args) is not None:
+        raise ColorizerError(
+            "--engine ray writes into a folder (-o DIR) or beside the inputs, "
+            "not to one named file or standard output"
+        )
+    report, unmatched, failures = colorize_on_ray(
+        args.inputs,
+        args.output,
+        recursive=args.recursive,
+        suffix="." + args.format.lstrip("."),
+        overwrite=args.overwrite,
+        spec=ColorizerSpec.from_args(args),
+        cluster=ClusterOptions.from_args(args),
+        guidance=guidance_from_args(args),
+        progress=not args.quiet,
+        failures=args.failures,
+    )
+    if failures is None:
+        for pattern in args.inputs:
+            print(f"error: {why_unmatched(pattern)}", file=sys.stderr)
+        return 1
+    print_report(report, unmatched)
+    if report.failed:
+        print(f"the failures are listed in {failures}", file=sys.stderr)
+    return 1 if report.failed or unmatched else 0
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    """``colorize video``: this process, or with ``--engine ray`` a Ray cluster."""
+    if args.engine == "ray":
+        from colorizer.cluster.video import cmd_video as cmd_video_ray
+
+        return cmd_video_ray(args)
+    if args.address:
+        raise ColorizerError("--address names a Ray cluster: it needs --engine ray")
+    from colorizer.video.cli import cmd_video as cmd_video_local
+
+    return cmd_video_local(args)
 
 
 STDIO = "-"
@@ -343,6 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     image.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_guidance_arguments(image)
+    add_engine_options(image)
     image.set_defaults(run=cmd_image)
 
     evaluation = commands.add_parser(
@@ -372,6 +473,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.set_defaults(run=cmd_eval)
 
     add_video_parser(commands)
+    video = commands.choices["video"]
+    # Its --batch-size (frames per network batch) is already there; --actors: segment tasks.
+    add_engine_options(
+        video, "segments colorized at once (default: one per CPU, or GPU)", None, False
+    )
+    video.set_defaults(run=cmd_video)
     add_train_parser(commands)
     add_server_parsers(commands)
 

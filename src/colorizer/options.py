@@ -48,6 +48,40 @@ def add_model_options(
         parser.add_argument("--size", type=int, help=size)
 
 
+ENGINES = ("local", "ray")
+ACTORS_HELP = "Ray actors colorizing at once (default: one per GPU, else one per CPU)"
+BATCH_HELP = "files each actor takes per call (default 8)"
+
+
+def add_engine_options(
+    parser, actors: str = ACTORS_HELP, batch_size: str | None = BATCH_HELP, failures: bool = True
+) -> None:
+    """``--engine {local,ray}``, ``--address``, ``--actors``, and unless their help is None or
+    ``failures`` is False ``--batch-size`` and ``--failures`` (the ``cluster`` extra's options)."""
+    group = parser.add_argument_group("cluster (--engine ray; pip install 'colorizer[cluster]')")
+    group.add_argument(
+        "--engine",
+        choices=list(ENGINES),
+        default="local",
+        help="local: this process (default); ray: a Ray cluster (docs/cluster.md)",
+    )
+    group.add_argument(
+        "--address",
+        help="the Ray cluster (host:port; default $RAY_ADDRESS, else a Ray started on this "
+        "machine for the run, listening on 127.0.0.1 only)",
+    )
+    group.add_argument("--actors", type=int, help=actors)
+    if batch_size is not None:
+        group.add_argument("--batch-size", type=int, default=8, help=batch_size)
+    if failures:
+        group.add_argument(
+            "--failures",
+            metavar="CSV",
+            help="with --engine ray, the CSV listing the files that failed and why (default "
+            "OUTPUT/colorize-failures.csv, or ./colorize-failures.csv without -o)",
+        )
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Run a parsed command; our errors become one readable line and exit code 1."""
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")

@@ -107,12 +107,17 @@ def cmd_video(args: argparse.Namespace) -> int:
     colorizer = colorizer_from_args(args)
     report = colorize_video(colorizer, source, destination, options, progress=not args.quiet)
     if not args.quiet:
-        resumed = f", {report.resumed_segments} segments resumed" if report.resumed_segments else ""
-        print(
-            f"{report.output}: {report.frames} frames ({report.colorized} colorized{resumed}, "
-            f"{report.scene_cuts} scene cuts) in {report.seconds:.1f} s"
-        )
+        print_report(report)
     return 0
+
+
+def print_report(report, where: str = "") -> None:
+    """One line: the output, its frames, what this run did (``where``: e.g. " on Ray")."""
+    resumed = f", {report.resumed_segments} segments resumed" if report.resumed_segments else ""
+    print(
+        f"{report.output}: {report.frames} frames ({report.colorized} colorized{where}{resumed}, "
+        f"{report.scene_cuts} scene cuts) in {report.seconds:.1f} s"
+    )
 
 
 def add_video_eval_arguments(evaluation: argparse.ArgumentParser) -> None:

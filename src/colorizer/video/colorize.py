@@ -11,6 +11,11 @@ from the consistency memory saved with the last one. Network batches never strad
 a resumed run computes exactly what an uninterrupted one would. Finally the segments and the
 source's audio are remuxed into a temporary file in the work folder, flushed and renamed onto
 the output (``colorizer.files.atomic_path``).
+
+Engines that colorize segments elsewhere (``colorizer.cluster``) use the same pieces:
+``prepare_job`` (checks, probe, work folder), ``plan_segments`` (each segment's first frame and
+the timestamp before it, from the container's packets), ``colorize_segment`` (one segment alone,
+its consistency memory starting empty) and ``join_segments`` (the remux).
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from colorizer.video.source import (
     SourceFrame,
     SourceInfo,
     VideoReadError,
+    frame_timestamps,
     probe,
     read_frames,
 )
@@ -124,10 +130,7 @@ def colorize_video(
     started = time.perf_counter()
     source, destination = Path(source), Path(destination)
     options = options or VideoOptions()
-    _check_options(options)
-    info = probe(source)
-    _check_destination(source, destination)
-    work = WorkFolder.for_output(destination, _job(colorizer, info, options))
+    info, work = prepare_job(colorizer, source, destination, options)
     try:
         report = _colorize_into(colorizer, info, destination, options, work, progress, on_progress)
     except VideoReadError:
@@ -136,6 +139,26 @@ def colorize_video(
     work.remove()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def prepare_job(
+    colorizer: Colorizer,
+    source: Path,
+    destination: Path,
+    options: VideoOptions,
+    engine: dict | None = None,
+) -> tuple[SourceInfo, WorkFolder]:
+    """Check the options and the destination, probe the source, open the work folder.
+
+    ``engine``: what else the parts depend on (another engine's settings); parts made under
+    other settings are never reused."""
+    _check_options(options)
+    info = probe(source)
+    _check_destination(source, destination)
+    job = _job(colorizer, info, options)
+    if engine is not None:
+        job["engine"] = engine
+    return info, WorkFolder.for_output(destination, job)
 
 
 def _propagator(options: VideoOptions):
@@ -201,15 +224,8 @@ def _colorize_into(
     run = _Run(colorizer, info, options, work, done)
     run.on_progress = on_progress
     run.execute(progress)
-    records = work.finished()
-    if not records:
-        raise VideoReadError(f"{info.path}: no video frames between --start and --end")
     started = time.perf_counter()
-    segments = [work.segment_path(r.index) for r in records]
-    # Remuxed inside the work folder (removed on success, kept for a rerun): a kill leaves
-    # nothing beside the destination.
-    with atomic_path(destination, tag=PARTIAL, folder=work.path) as partial:
-        remux(info, segments, partial, _trim(options, info, records))
+    records = join_segments(info, work, destination, options)
     run.times.remux = time.perf_counter() - started
     return VideoReport(
         output=destination,
@@ -220,6 +236,90 @@ def _colorize_into(
         seconds=0.0,
         times=run.times,
     )
+
+
+def join_segments(
+    info: SourceInfo, work: WorkFolder, destination: Path, options: VideoOptions
+) -> list[SegmentRecord]:
+    """Remux the finished segments and the source's audio onto ``destination``; their records."""
+    records = work.finished()
+    if not records:
+        raise VideoReadError(f"{info.path}: no video frames between --start and --end")
+    segments = [work.segment_path(r.index) for r in records]
+    # Remuxed inside the work folder (removed on success, kept for a rerun): a kill leaves
+    # nothing beside the destination.
+    with atomic_path(destination, tag=PARTIAL, folder=work.path) as partial:
+        remux(info, segments, partial, _trim(options, info, records))
+    return records
+
+
+def frames_per_segment(info: SourceInfo, options: VideoOptions) -> int:
+    return max(1, round(options.segment_seconds * info.frame_rate))
+
+
+@dataclass(frozen=True)
+class SegmentPlan:
+    """One segment to colorize on its own: frames ``first_frame`` .. ``+ frames - 1``, the first
+    shown at ``first_pts``; ``after_pts`` is the frame before it (None for the first segment)
+    and ``shift_pts`` what every output timestamp moves by."""
+
+    index: int
+    first_frame: int
+    frames: int
+    first_pts: int
+    after_pts: int | None
+    shift_pts: int
+
+
+def plan_segments(info: SourceInfo, options: VideoOptions) -> list[SegmentPlan]:
+    """The segments ``colorize_video`` would write, located by the container's timestamps
+    (packets only, nothing decoded)."""
+    stamps = frame_timestamps(info, options.start_s, options.end_s)
+    if not stamps:
+        raise VideoReadError(f"{info.path}: no video frames between --start and --end")
+    per = frames_per_segment(info, options)
+    shift = stamps[0] if options.start_s is not None else 0
+    return [
+        SegmentPlan(
+            index=first // per,
+            first_frame=first,
+            frames=len(stamps[first : first + per]),
+            first_pts=stamps[first],
+            after_pts=stamps[first - 1] if first else None,
+            shift_pts=shift,
+        )
+        for first in range(0, len(stamps), per)
+    ]
+
+
+@dataclass
+class SegmentResult:
+    record: SegmentRecord
+    times: StageTimes
+    scene_cuts: int
+
+
+def colorize_segment(
+    colorizer: Colorizer,
+    info: SourceInfo,
+    options: VideoOptions,
+    work: WorkFolder,
+    plan: SegmentPlan,
+) -> SegmentResult:
+    """Colorize the one segment ``plan`` into ``work``, its consistency memory starting empty
+    (``colorize_video`` carries it over from the segment before). Its frames are checked
+    against the plan, which came from the container's packets."""
+    run = _Run(colorizer, info, options, work, [], plan)
+    run.execute(progress=False)
+    record = work.record(plan.index)
+    found = None if record is None else (record.first_frame, record.frames, record.first_pts)
+    if found != (plan.first_frame, plan.frames, plan.first_pts):
+        raise VideoReadError(
+            f"{info.path}: segment {plan.index} decodes to frames {found} (first, count, pts), "
+            f"not the {(plan.first_frame, plan.frames, plan.first_pts)} its packets promise; "
+            "colorize this film with the local engine"
+        )
+    return SegmentResult(record, run.times, run.propagator.scene_cuts)
 
 
 def _trim(options: VideoOptions, info: SourceInfo, records: list[SegmentRecord]) -> Trim:
@@ -280,9 +380,10 @@ class _Run:
         options: VideoOptions,
         work: WorkFolder,
         done: list[SegmentRecord],
+        plan: SegmentPlan | None = None,
     ) -> None:
         self.colorizer, self.info, self.options, self.work = colorizer, info, options, work
-        self.per_segment = max(1, round(options.segment_seconds * info.frame_rate))
+        self.per_segment = frames_per_segment(info, options)
         self.work_hw = flow.work_shape(info.height, info.width, options.work_side)
         self.propagator = _propagator(options)
         self.on_progress: Callable[[int, int | None], None] | None = None
@@ -295,6 +396,11 @@ class _Run:
         else:
             self.position = Position(start_s=options.start_s or 0.0)
             self.shift_pts = None  # known at the first frame
+        self.end_index: int | None = None  # decode to the end of the film
+        if plan is not None and plan.after_pts is not None:
+            self.position = Position(after_pts=plan.after_pts, first_index=plan.first_frame)
+        if plan is not None:
+            self.shift_pts, self.end_index = plan.shift_pts, plan.first_frame + plan.frames
         self.stop = threading.Event()
         size = options.batch_size * _QUEUE_BATCHES
         self.decoded: queue.Queue = queue.Queue(maxsize=size)
@@ -372,11 +478,12 @@ class _Run:
         while True:
             started = time.perf_counter()
             frame = next(frames, None)
-            if frame is None:
+            if frame is None or (self.end_index is not None and frame.index >= self.end_index):
                 break
             prepared = self._prepare(frame)
             self.times.decode += time.perf_counter() - started
             self._put(self.decoded, prepared)
+        frames.close()  # a segment's end: the input file closes now, not when collected
         self._put(self.decoded, _END)
 
     def _prepare(self, frame: SourceFrame) -> _Prepared:

@@ -145,6 +145,25 @@ def _reason(exc: Exception) -> str:
     return getattr(exc, "strerror", None) or str(exc)
 
 
+def frame_timestamps(info: SourceInfo, start_s: float | None, end_s: float | None) -> list[int]:
+    """The presentation timestamps of the frames ``read_frames`` gives from ``start_s`` to
+    ``end_s``, in order, from the container's packets (nothing is decoded)."""
+    with open_input(info.path) as container:
+        stream = video_stream(container, info.path)
+        try:
+            stamps = [p.pts for p in container.demux(stream) if p.size]
+        except av.FFmpegError as exc:
+            raise VideoReadError(f"{info.path}: cannot read the video ({_reason(exc)})") from exc
+    if None in stamps:
+        raise VideoReadError(
+            f"{info.path}: some video packets carry no timestamp, so its segments cannot be "
+            "found without decoding; colorize it with the local engine"
+        )
+    low = Fraction(start_s or 0) / info.time_base
+    high = None if end_s is None else Fraction(end_s) / info.time_base
+    return sorted(pts for pts in stamps if pts >= low and (high is None or pts < high))
+
+
 @dataclass(frozen=True)
 class Position:
     """Where decoding starts: after frame ``after_pts`` (resume) or at ``start_s`` (trim).

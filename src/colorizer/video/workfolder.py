@@ -76,11 +76,12 @@ class WorkFolder:
     def finished(self) -> list[SegmentRecord]:
         """The complete segments 0, 1, 2, ... up to the first one missing."""
         records = []
-        while (record := self._record(len(records))) is not None:
+        while (record := self.record(len(records))) is not None:
             records.append(record)
         return records
 
-    def _record(self, index: int) -> SegmentRecord | None:
+    def record(self, index: int) -> SegmentRecord | None:
+        """Segment ``index``'s record if it is complete, else None."""
         try:
             fields = json.loads(self.segment_path(index, ".json").read_text())
         except (OSError, ValueError):
@@ -108,6 +109,12 @@ class WorkFolder:
                 np.savez(f, **arrays)
         record_json = json.dumps(asdict(record))
         _write_atomic(self.segment_path(record.index, ".json"), record_json)
+
+    def add_segment(self, record: SegmentRecord, video: bytes) -> None:
+        """Store a segment encoded elsewhere (its ``.mov`` bytes) and mark it complete."""
+        with atomic_write(self.segment_path(record.index), tag=PARTIAL) as f:
+            f.write(video)
+        self.commit(record, None)
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)

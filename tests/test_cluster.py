@@ -30,6 +30,19 @@ MODEL = ["--model", "colornet-v1", "--size", "64", "--device", "cpu"]
 ACTOR_CLASS = "ColorizeActor"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread_like_the_actors():
+    """Ray gives each actor one CPU, and so one PyTorch thread. PyTorch's convolutions round a
+    few pixels one level differently at another thread count, so the local engine the cluster
+    is compared with runs on one thread too (before any module fixture colorizes)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def ray_address():
     """One local Ray for the module, shut down after it."""

@@ -30,6 +30,9 @@ class Job:
     dst: Path
 
 
+PHOTOS_IN_FLIGHT = 2  # measured on 2 cores: benchmarks/RESULTS.md, issue 11
+
+
 @dataclass
 class BatchReport:
     done: list[Path] = field(default_factory=list)
@@ -93,6 +96,8 @@ def plan_jobs(inputs: list[tuple[Path, Path]], output_dir: Path | None, suffix: 
 def run_jobs(
     colorizer, jobs: list[Job], overwrite: bool, progress: bool, guidance=None
 ) -> BatchReport:
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm import tqdm
 
     from colorizer.files import remove_leftovers
@@ -100,16 +105,34 @@ def run_jobs(
     for folder in dict.fromkeys(job.dst.parent for job in jobs):
         remove_leftovers(folder)  # half-written outputs of an earlier, killed run
     report = BatchReport()
-    for job in tqdm(jobs, desc="colorizing", unit="image", disable=not progress):
+    todo = []
+    for job in jobs:
         if job.dst.exists() and not overwrite:
             report.skipped.append(job.dst)
-            continue
+        else:
+            todo.append(job)
+
+    def colorize(job: Job) -> str | None:
         try:
             colorizer.colorize_file(job.src, job.dst, guidance)
         except (ColorizerError, OSError) as exc:
-            report.failed.append((job.src, str(exc)))
-        else:
-            report.done.append(job.dst)
+            return str(exc)
+        return None
+
+    # Two photos in flight: one is decoded or encoded (Pillow, OpenCV and the runtimes release
+    # the GIL) while the other is in the network. A shared Colorizer is thread-safe.
+    pool = ThreadPoolExecutor(max_workers=PHOTOS_IN_FLIGHT, thread_name_prefix="photo")
+    try:
+        outcomes = zip(todo, pool.map(colorize, todo), strict=True)
+        for job, error in tqdm(
+            outcomes, total=len(todo), desc="colorizing", unit="image", disable=not progress
+        ):
+            if error is None:
+                report.done.append(job.dst)
+            else:
+                report.failed.append((job.src, error))
+    finally:  # Ctrl-C: the photos in flight finish (atomic writes), the rest do not start
+        pool.shutdown(wait=True, cancel_futures=True)
     return report
 
 

@@ -7,8 +7,8 @@ process so the ratio is fair on a noisy machine:
 
 (a) I/O floor: decode every frame to RGB and encode it again with the same encoder settings as
     ``colorize video`` (libx264, crf 18, preset medium): nothing else;
-(b) ``colorize_video`` with the shipped colornet-v1 and flow propagation (defaults), and with
-    ``--refiner`` also the recurrent refiner.
+(b) ``colorize_video`` with the default model and flow propagation (defaults), on PyTorch and,
+    when it is installed, on OpenVINO; with ``--refiner`` also the recurrent refiner.
 
 Prints frames per second, the seconds each stage spent (decode + L*, network, consistency,
 encode incl. composition; the stages run in three threads, so they overlap) and the ratio of the
@@ -18,12 +18,14 @@ end-to-end time to the I/O floor.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
 
 import av
 
+from colorizer import runtime
 from colorizer.pipeline import Colorizer
 from colorizer.video.colorize import VideoOptions, colorize_video
 from colorizer.video.output import EncoderSettings, encoder_options
@@ -83,13 +85,19 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     clip = Path(args.clip)
-    colorizer = Colorizer(device=args.device)
     with tempfile.TemporaryDirectory() as folder:
+        os.environ["COLORIZER_HOME"] = folder  # an OpenVINO export goes here, not to the user's
+        colorizer = Colorizer(device=args.device, backend="torch")
         floor = io_floor(clip, Path(folder) / "floor.mp4", EncoderSettings())
         rows = {"I/O floor (decode + encode)": floor}
         rows["colorize video (flow propagation)"] = run(
             colorizer, clip, Path(folder) / "flow.mp4", VideoOptions()
         )
+        if runtime.openvino_available() and args.device == "cpu":
+            fast = Colorizer(backend="openvino")
+            rows["colorize video on OpenVINO (flow propagation)"] = run(
+                fast, clip, Path(folder) / "flow-ov.mp4", VideoOptions()
+            )
         if args.refiner:
             options = VideoOptions(refiner=str(Path(args.refiner).resolve()))
             rows["colorize video (refiner)"] = run(

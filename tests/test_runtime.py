@@ -189,3 +189,14 @@ def test_numpy_tables_match_the_torch_reference():
     levels = np.linspace(0, 1, 1001)
     reference = color.lightness_from_y(color.srgb_to_linear(torch.from_numpy(levels))).numpy()
     np.testing.assert_allclose(planes.lightness_from_y(planes.srgb_to_linear(levels)), reference)
+
+
+def test_lightness_of_8_bit_frames_equals_the_float_path():
+    rng = np.random.default_rng(0)
+    rgb = (rng.random((90, 160, 3)) * 255).astype(np.uint8)
+    expected = planes.lightness_image(rgb / np.float32(255))
+    np.testing.assert_allclose(planes.lightness_u8(rgb), expected, atol=1e-4)
+    grey = np.repeat(rgb[..., :1], 3, axis=2)
+    np.testing.assert_array_equal(
+        planes.lightness_u8(grey), planes.lightness_image(grey / np.float32(255), grey=True)
+    )

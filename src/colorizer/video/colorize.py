@@ -488,7 +488,7 @@ class _Run:
 
     def _prepare(self, frame: SourceFrame) -> _Prepared:
         rgb = frame.rgb
-        lightness = planes.lightness_image(rgb / np.float32(255), grey=planes.is_grey(rgb))
+        lightness = planes.lightness_u8(rgb)
         size = self.colorizer.size
         work_grey = None
         if self.options.steadied:

@@ -71,3 +71,27 @@ def test_cli_table_csv_sheet_and_bad_file(photos, tmp_path, constant_weights, ca
     }
     sheet = Image.open(tmp_path / "sheets" / "p0.jpg")
     assert sheet.size == (3 * 48 + 2 * 4, 32)  # grey | model | truth
+
+
+def test_eval_removes_the_temp_files_of_a_killed_run(photos, tmp_path, constant_weights):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    sheets = tmp_path / "sheets"
+    sheets.mkdir()
+    leftovers = [
+        tmp_path / f".m.csv.{int(dead.stdout)}-0123abcd.tmp.csv",
+        sheets / f".a.jpg.{int(dead.stdout)}-0123abcd.tmp.jpg",
+    ]
+    for path in leftovers:
+        path.write_text("half")
+    code = main([
+        "eval", str(photos), "--model", "test-constant", "--weights", str(constant_weights),
+        "--size", "32", "--device", "cpu", "--csv", str(tmp_path / "m.csv"),
+        "--sheet", str(sheets), "-q",
+    ])  # fmt: skip
+    assert code == 0
+    assert not any(path.exists() for path in leftovers)
+    assert (tmp_path / "m.csv").is_file()

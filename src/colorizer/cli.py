@@ -406,6 +406,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     photos = evaluate.find_photos(Path(args.data))[: args.limit]
     prior = np.load(args.prior) if args.prior else None
     sheet = Path(args.sheet) if args.sheet else None
+    from colorizer.files import remove_leftovers
+
+    for folder in (Path(args.csv).parent if args.csv else None, sheet):
+        if folder is not None and folder.is_dir():
+            remove_leftovers(folder)  # half-written sheets or CSV of a killed run
     result = evaluate.evaluate(
         methods, photos, prior=prior, sheet_dir=sheet, progress=not args.quiet
     )

@@ -27,7 +27,7 @@ import torch.distributed as dist
 
 from colorizer import color, imageio
 from colorizer.errors import ColorizerError
-from colorizer.files import atomic_path
+from colorizer.files import atomic_path, remove_leftovers
 from colorizer.pipeline import resolve_device
 from colorizer.train import data
 from colorizer.train.config import TrainConfig
@@ -52,6 +52,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     torch.manual_seed(config.seed)  # same initial weights on every rank
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        remove_leftovers(out)  # a half-written checkpoint of a run that was killed
     family = make_family(config, device)
     photos, val_rgb = load_data(config, verbose=rank == 0)
     # Facts for the model card, kept in the checkpoint.

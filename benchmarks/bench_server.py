@@ -6,7 +6,15 @@ Starts ``colorize serve`` on 127.0.0.1 (a free port) in a subprocess with the sh
 warms it up with one request, then lets N client threads post the same grey photo to
 ``POST /v1/colorize`` back to back for M seconds and prints requests/s and the p50/p95
 latency of the successful requests, plus how many were refused (429) or failed. The server
-is stopped at the end. Both limits are bounded (at most 64 clients, 300 seconds).
+is stopped at the end. Both limits are bounded (at most 64 clients, 900 seconds).
+
+Soak (issue 12, item 8): ``--mixed`` makes each client cycle through three photo sizes (320x240,
+the --width x --height, 1600x1200), every third request with two colour hints; ``--rss-every S``
+samples the server's resident memory every S seconds during the run and for 20 s of idle after
+it, and prints the samples per tenth of the run and whether the second half stayed within 10% of
+the first half's peak (a plateau, not a leak):
+
+    python bench_server.py --clients 4 --seconds 600 --mixed --rss-every 5
 """
 
 from __future__ import annotations
@@ -28,7 +36,9 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT.parent / "shared" / "data" / "bw" / "01_portrait_migrant_mother_1936.jpg"
-MAX_CLIENTS, MAX_SECONDS, START_LIMIT_S = 64, 300, 120
+MAX_CLIENTS, MAX_SECONDS, START_LIMIT_S = 64, 900, 120
+IDLE_AFTER_S = 20
+HINTS = '[{"x": 10, "y": 10, "color": "#c0392b"}, {"x": 40, "y": 30, "color": "#2e86c1"}]'
 
 
 def photo_bytes(width: int, height: int) -> bytes:
@@ -89,12 +99,19 @@ def stop_server(server: subprocess.Popen) -> None:
             server.wait()
 
 
-def client(url: str, photo: bytes, until: float, results: list, lock: threading.Lock) -> None:
+def client(
+    url: str, photos: list[bytes], until: float, results: list, lock: threading.Lock
+) -> None:
     with httpx.Client(timeout=300) as http:
+        count = 0
         while time.monotonic() < until:
+            photo = photos[count % len(photos)]
+            data = {"hints": HINTS} if len(photos) > 1 and count % 3 == 2 else None
+            count += 1
             start = time.perf_counter()
             try:
-                response = http.post(url, files={"image": ("photo.jpg", photo, "image/jpeg")})
+                files = {"image": ("photo.jpg", photo, "image/jpeg")}
+                response = http.post(url, files=files, data=data)
                 outcome = response.status_code
             except httpx.HTTPError:
                 outcome = "error"
@@ -109,11 +126,16 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--workers", type=int, default=2, help="server image workers")
+    parser.add_argument("--mixed", action="store_true", help="three photo sizes, some hints")
+    parser.add_argument("--rss-every", type=float, help="sample the server's RSS every S s")
     args, extra = parser.parse_known_args()
     clients = max(1, min(args.clients, MAX_CLIENTS))
     seconds = max(1.0, min(args.seconds, MAX_SECONDS))
 
     photo = photo_bytes(args.width, args.height)
+    photos = [photo]
+    if args.mixed:
+        photos = [photo_bytes(320, 240), photo, photo_bytes(1600, 1200)]
     port = free_port()
     server = start_server(port, args.workers, extra)
     url = f"http://127.0.0.1:{port}/v1/colorize"
@@ -124,8 +146,16 @@ def main() -> None:
         lock = threading.Lock()
         until = time.monotonic() + seconds
         started = time.monotonic()
+        samples: list[tuple[float, float]] = []
+        sampler = None
+        if args.rss_every:
+            stop_at = until + IDLE_AFTER_S
+            sampler = threading.Thread(
+                target=sample_rss, args=(server.pid, args.rss_every, stop_at, samples)
+            )
+            sampler.start()
         threads = [
-            threading.Thread(target=client, args=(url, photo, until, results, lock))
+            threading.Thread(target=client, args=(url, photos, until, results, lock))
             for _ in range(clients)
         ]
         for thread in threads:
@@ -133,6 +163,8 @@ def main() -> None:
         for thread in threads:
             thread.join()
         elapsed = time.monotonic() - started
+        if sampler is not None:
+            sampler.join()
     finally:
         stop_server(server)
 
@@ -149,6 +181,52 @@ def main() -> None:
         print(f"throughput: {len(ok) / elapsed:.2f} requests/s")
         worst = ok.max()
         print(f"latency: p50 {p50 * 1e3:.0f} ms  p95 {p95 * 1e3:.0f} ms  max {worst * 1e3:.0f} ms")
+    if samples:
+        report_rss(samples, seconds)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and its children (the server's worker processes), in MB."""
+    total = 0.0
+    for proc in [pid, *child_pids(pid)]:
+        try:
+            for line in Path(f"/proc/{proc}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:
+            pass
+    return total
+
+
+def child_pids(pid: int) -> list[int]:
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [int(c) for c in children]
+
+
+def sample_rss(pid: int, every: float, stop_at: float, samples: list) -> None:
+    start = time.monotonic()
+    while time.monotonic() < stop_at:
+        samples.append((time.monotonic() - start, rss_mb(pid)))
+        time.sleep(every)
+
+
+def report_rss(samples: list[tuple[float, float]], seconds: float) -> None:
+    print("server RSS, MB (max per tenth of the run; then idle):")
+    step = seconds / 10
+    for tenth in range(10):
+        window = [mb for t, mb in samples if tenth * step <= t < (tenth + 1) * step]
+        if window:
+            print(f"  {tenth * step:6.0f}-{(tenth + 1) * step:4.0f} s: {max(window):7.1f}")
+    idle = [mb for t, mb in samples if t >= seconds]
+    if idle:
+        print(f"  idle after: {idle[-1]:7.1f}")
+    first = max((mb for t, mb in samples if t < seconds / 2), default=0.0)
+    second = max((mb for t, mb in samples if seconds / 2 <= t < seconds), default=0.0)
+    verdict = "plateau" if second <= 1.10 * first else "GROWING"
+    print(f"  peak first half {first:.1f}, second half {second:.1f}: {verdict}")
 
 
 if __name__ == "__main__":

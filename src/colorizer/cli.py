@@ -224,6 +224,7 @@ def colorize_on_ray(
     failures CSV went (None when there was nothing to do)."""
     from colorizer.cluster import images, storage
 
+    jobs: list  # URI jobs or path jobs: the actors take either
     if any(storage.is_uri(name) for name in [*patterns, output]):
         jobs, unmatched = storage.plan_uri_jobs(
             patterns, output, recursive, suffix, OUTPUT_SUFFIX_MARK

@@ -217,6 +217,7 @@ class JobQueue:
                 job = self._waiting.popleft()
                 job.status, job.started_at = "running", time.time()
                 self._running += 1
+            outcome: tuple[str, str | None]
             try:
                 job.run(job)
             except JobCancelled:

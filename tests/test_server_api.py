@@ -502,3 +502,19 @@ def test_a_queued_job_knows_its_place_and_a_running_one_its_eta():
     finally:
         gate.set()
         queue.close()
+
+
+def test_the_result_keeps_the_uploads_metadata_and_says_it_was_colorized(server):
+    grey = Image.fromarray(np.tile(np.arange(64, dtype=np.uint8), (48, 1)), "L")
+    exif = Image.Exif()
+    exif[0x013B] = "A. Photographer"  # Artist
+    buffer = io.BytesIO()
+    grey.save(buffer, "JPEG", exif=exif, dpi=(300, 300))
+    response = post_image(server.url, buffer.getvalue())
+    assert response.status_code == 200, response.text
+    with Image.open(io.BytesIO(response.content)) as result:
+        tags = result.getexif()
+        assert tags[0x013B] == "A. Photographer"
+        assert tags[0x0131].startswith("colorizer ")  # Software
+        assert "Colorized by machine" in tags[0x010E]  # ImageDescription
+        assert round(result.info["dpi"][0]) == 300

@@ -145,7 +145,7 @@ class ImageWork:
             guidance = self._guidance(photo.rgb.shape[1::-1])
             colorizer = self._colorizer()
             (rgb,) = colorizer.colorize_pictures([photo], guidance)
-            return encode(self.state.temp, rgb, photo.alpha, self.fmt)
+            return encode(self.state.temp, rgb, photo.alpha, self.fmt, colorizer.marked(photo))
         except Exception as exc:
             raise self._public(exc) from None
         finally:

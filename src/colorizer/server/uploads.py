@@ -109,11 +109,18 @@ def as_array(picture: imageio.Picture) -> np.ndarray:
     return np.dstack([picture.rgb, picture.alpha])
 
 
-def encode(temp: TempArea, rgb: np.ndarray, alpha: np.ndarray | None, fmt: str) -> bytes:
-    """The result as PNG (alpha kept) or JPEG bytes, written by ``imageio.write_image``."""
+def encode(
+    temp: TempArea,
+    rgb: np.ndarray,
+    alpha: np.ndarray | None,
+    fmt: str,
+    metadata: imageio.Metadata | None = None,
+) -> bytes:
+    """The result as PNG (alpha kept) or JPEG bytes, written by ``imageio.write_image``, with
+    ``metadata`` (the upload's EXIF, DPI and ICC profile, marked machine-colorized)."""
     path = temp.upload_path(_FORMATS[fmt])
     try:
-        imageio.write_image(path, rgb, alpha, jpeg_quality=_JPEG_QUALITY)
+        imageio.write_image(path, rgb, alpha, jpeg_quality=_JPEG_QUALITY, metadata=metadata)
         return path.read_bytes()
     finally:
         with contextlib.suppress(OSError):

@@ -813,3 +813,25 @@ def test_picture_is_what_read_image_returns(tmp_path):
     pic = read_image(_save(Image.new("RGB", (3, 2), (10, 20, 30)), tmp_path / "a.png"))
     assert isinstance(pic, Picture)
     assert pic.rgb.flags.c_contiguous and pic.rgb.dtype == np.float32
+
+
+def test_a_16_bit_png_keeps_the_metadata(tmp_path):
+    from colorizer.imageio import Metadata
+
+    exif = Image.Exif()
+    exif[0x013B] = "A. Photographer"  # Artist
+    metadata = Metadata(exif, None, (600.0, 600.0)).marked("colorizer test", "Colorized by machine")
+    rgb = _random_rgb(shape=(20, 30))
+    plain = write_image(tmp_path / "plain.png", rgb, bit_depth=16)
+    kept = write_image(tmp_path / "kept.png", rgb, bit_depth=16, metadata=metadata)
+    with Image.open(kept) as image:
+        tags = image.getexif()
+        assert tags[0x013B] == "A. Photographer" and tags[0x0131] == "colorizer test"
+        assert tags[0x010E] == "Colorized by machine"
+        assert round(image.info["dpi"][0]) == 600
+    # The pixels are OpenCV's 16-bit ones, untouched.
+    unchanged = cv2.IMREAD_UNCHANGED
+    np.testing.assert_array_equal(
+        cv2.imread(str(kept), unchanged), cv2.imread(str(plain), unchanged)
+    )
+    assert cv2.imread(str(kept), unchanged).dtype == np.uint16

@@ -13,6 +13,7 @@ Embedded ICC profiles are not applied: pixel values are taken to be sRGB as stor
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 import warnings
@@ -185,8 +186,8 @@ def write_image(
     dropped (not composited) for JPEG and BMP. `jpeg_quality` also sets the WebP quality.
     `png_compression` (0-9, PNG only; still lossless) trades size for speed; None keeps the
     encoder's own default (Pillow's 6, OpenCV's 1).
-    `metadata` (EXIF, ICC profile, DPI) is written to 8-bit JPEG, PNG, TIFF and WebP outputs; the
-    16-bit encoder (OpenCV) writes none. The file appears atomically: a failure leaves no partial
+    `metadata` (EXIF, ICC profile, DPI) is written to JPEG, PNG (8 and 16 bits), 8-bit TIFF and
+    WebP outputs; 16-bit TIFF (OpenCV's encoder) gets none. The file appears atomically: a failure leaves no partial
     file, no temp file, and any old file intact.
     """
     path = Path(path)
@@ -206,7 +207,8 @@ def write_image(
         png_compression = None
     pixels = _with_alpha(rgb, alpha, keep=alpha is not None and fmt in _ALPHA_FORMATS)
     if bit_depth == 16 and fmt in _DEEP_FORMATS:
-        encode = _opencv_encoder(pixels, ".png" if fmt == "PNG" else ".tiff", png_compression)
+        ext = ".png" if fmt == "PNG" else ".tiff"
+        encode = _opencv_encoder(pixels, ext, png_compression, metadata if fmt == "PNG" else None)
     else:
         extra = metadata.save_options(fmt) if metadata is not None and fmt != "BMP" else {}
         encode = _pillow_encoder(pixels, fmt, jpeg_quality, png_compression, extra)
@@ -581,7 +583,10 @@ def _pillow_encoder(
 
 
 def _opencv_encoder(
-    pixels: np.ndarray, ext: str, png_compression: int | None = None
+    pixels: np.ndarray,
+    ext: str,
+    png_compression: int | None = None,
+    metadata: Metadata | None = None,
 ) -> Callable[[BinaryIO], None]:
     params = [] if png_compression is None else [cv2.IMWRITE_PNG_COMPRESSION, png_compression]
 
@@ -591,9 +596,36 @@ def _opencv_encoder(
         ok, buffer = cv2.imencode(ext, bgr, params)
         if not ok:
             raise OSError(f"OpenCV could not encode a 16-bit {ext} image")
-        f.write(buffer.tobytes())
+        encoded = buffer.tobytes()
+        f.write(_with_png_metadata(encoded, metadata) if metadata is not None else encoded)
 
     return encode
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_chunks(png: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, the whole chunk: length, type, data, CRC) of each chunk of a PNG file."""
+    chunks, at = [], len(_PNG_SIGNATURE)
+    while at < len(png):
+        length = int.from_bytes(png[at : at + 4], "big")
+        chunks.append((png[at + 4 : at + 8], png[at : at + 12 + length]))
+        at += 12 + length
+    return chunks
+
+
+def _with_png_metadata(png: bytes, metadata: Metadata) -> bytes:
+    """A 16-bit PNG from OpenCV (which writes no metadata) with ``metadata``'s chunks (eXIf,
+    iCCP, pHYs) made by Pillow on a 1-pixel carrier and put right after the header."""
+    carrier = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(carrier, "PNG", **metadata.save_options("PNG"))
+    extra = [raw for kind, raw in _png_chunks(carrier.getvalue()) if kind not in _PNG_OWN]
+    (_, header), *rest = _png_chunks(png)
+    return _PNG_SIGNATURE + header + b"".join(extra) + b"".join(raw for _, raw in rest)
+
+
+_PNG_OWN = {b"IHDR", b"IDAT", b"IEND"}  # the image's own chunks, never copied from the carrier
 
 
 def _write_atomically(path: Path, encode: Callable[[BinaryIO], None]) -> None:

@@ -160,6 +160,25 @@ def test_example_photos_are_offered_and_open(page, tmp_path):
         assert page.locator("#input-info").inner_text().startswith("migrant_mother.jpg")
 
 
+def test_a_video_shows_its_result_with_a_before_after_slider(server, page, tmp_path):
+    pytest.importorskip("av", reason="PyAV is not installed")
+    from test_server_video import write_clip
+
+    clip = write_clip(tmp_path / "film.mp4")
+    page.goto(server.url)
+    page.wait_for_function("document.querySelectorAll('#model option').length > 0")
+    page.set_input_files("#file", str(clip))
+    assert page.locator("#consistency-box").is_visible()  # shown for a video
+    wait_runs(page, 1)
+    assert page.locator("#error").is_hidden(), page.locator("#error").inner_text()
+    assert page.locator("#video-compare").is_visible()
+    assert page.evaluate("$('before-video').src") == page.evaluate("state.inputUrl")
+    assert page.locator("#video-slider").input_value() == "50"
+    page.evaluate("setSlider('video-slider', 'before-video-box', 'video-handle', 80)")
+    clip_path = page.evaluate("$('before-video-box').style.clipPath")
+    assert clip_path == "inset(0px 20% 0px 0px)" or clip_path == "inset(0 20% 0 0)"
+
+
 def test_a_bad_upload_shows_a_readable_message(server, page):
     page.goto(server.url)
     page.set_input_files(

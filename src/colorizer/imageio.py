@@ -187,8 +187,8 @@ def write_image(
     `png_compression` (0-9, PNG only; still lossless) trades size for speed; None keeps the
     encoder's own default (Pillow's 6, OpenCV's 1).
     `metadata` (EXIF, ICC profile, DPI) is written to JPEG, PNG (8 and 16 bits), 8-bit TIFF and
-    WebP outputs; 16-bit TIFF (OpenCV's encoder) gets none. The file appears atomically: a failure leaves no partial
-    file, no temp file, and any old file intact.
+    WebP outputs; 16-bit TIFF (OpenCV's encoder) gets none. The file appears atomically: a
+    failure leaves no partial file, no temp file, and any old file intact.
     """
     path = Path(path)
     fmt = _WRITE_FORMATS.get(path.suffix.lower())

@@ -121,6 +121,8 @@ def _form_field(field: dict) -> dict:
     options = [o for o in field.get("anyOf", []) if o.get("type") != "null"]
     if len(options) == 1:  # "X or null" -> X
         field = {**{k: v for k, v in field.items() if k != "anyOf"}, **options[0]}
+    if "contentMediaType" in field:  # an empty upload is refused (400): say so
+        field = {**field, "minLength": 1}
     return field
 
 

@@ -96,12 +96,12 @@ def start_up(home: Path, repeat: int) -> None:
             [*image, "--backend", "openvino"], env, repeat
         ),
     }
-    print(f"\n2. start-up, wall seconds, best of {repeat} ({Image_size(photo)})")
+    print(f"\n2. start-up, wall seconds, best of {repeat} ({photo_size(photo)})")
     for label, seconds in rows.items():
         print(f"  {label:<50} {seconds:6.2f}   {seconds / baseline:5.1f}x baseline")
 
 
-def Image_size(path: Path) -> str:
+def photo_size(path: Path) -> str:
     from PIL import Image
 
     with Image.open(path) as image:

@@ -53,3 +53,11 @@ def constant_weights(tmp_path_factory) -> Path:
     }
     save_file(state, str(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def constant(constant_weights):
+    """A colorizer of test-constant at side 64 on the CPU, shared (colorizers are read-only)."""
+    from colorizer.pipeline import Colorizer
+
+    return Colorizer("test-constant", weights=constant_weights, size=64, device="cpu")

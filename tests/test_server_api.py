@@ -45,11 +45,6 @@ class BlockingColorizer(Colorizer):
         return super().predict_ab(lightness)
 
 
-@pytest.fixture(scope="module")
-def constant(constant_weights) -> Colorizer:
-    return Colorizer(MODEL, weights=constant_weights, size=64, device="cpu")
-
-
 def settings(tmp_path, **overrides) -> ServerSettings:
     values = {
         "model": MODEL,

@@ -20,7 +20,6 @@ from live_server import LiveServer  # noqa: E402
 from test_server_api import MODEL  # noqa: E402
 from test_server_api import settings as server_settings  # noqa: E402
 
-from colorizer.pipeline import Colorizer  # noqa: E402
 from colorizer.server import create_app  # noqa: E402
 
 # More for a deeper run: COLORIZER_FUZZ_EXAMPLES=500 python -m pytest tests/test_server_fuzz.py
@@ -54,8 +53,7 @@ CHECKS = [
 
 
 @pytest.fixture(scope="module")
-def live(constant_weights, tmp_path_factory):
-    constant = Colorizer(MODEL, weights=constant_weights, size=64, device="cpu")
+def live(constant, tmp_path_factory):
     app = create_app(server_settings(tmp_path_factory.mktemp("fuzz")), colorizers={MODEL: constant})
     with LiveServer(app) as server:
         yield server

@@ -18,14 +18,8 @@ httpx = pytest.importorskip("httpx", reason="httpx is not installed")
 from live_server import LiveServer, wait_for  # noqa: E402
 from test_server_api import MODEL, png_bytes, post_image, settings  # noqa: E402
 
-from colorizer.pipeline import Colorizer  # noqa: E402
 from colorizer.server import create_app  # noqa: E402
 from colorizer.weights import cache_dir  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def constant(constant_weights) -> Colorizer:
-    return Colorizer(MODEL, weights=constant_weights, size=64, device="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ httpx = pytest.importorskip("httpx", reason="httpx is not installed")
 from live_server import LiveServer, wait_for  # noqa: E402
 from test_server_api import MODEL, BlockingColorizer, detail, settings  # noqa: E402
 
-from colorizer.pipeline import Colorizer  # noqa: E402
 from colorizer.server import create_app  # noqa: E402
 
 FRAMES, WIDTH, HEIGHT, FPS = 12, 64, 48, 12
@@ -37,11 +36,6 @@ def write_clip(path, frames: int = FRAMES):
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     return write_clip(tmp_path_factory.mktemp("clip") / "clip.mp4").read_bytes()
-
-
-@pytest.fixture(scope="module")
-def constant(constant_weights) -> Colorizer:
-    return Colorizer(MODEL, weights=constant_weights, size=64, device="cpu")
 
 
 @pytest.fixture(scope="module")

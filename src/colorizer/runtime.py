@@ -267,7 +267,8 @@ class OpenVinoNetwork:
         }
         if threads:
             self.config["INFERENCE_NUM_THREADS"] = threads
-        inputs = self.core.read_model(str(graph)).inputs
+        self.model = self.core.read_model(str(graph))  # read once; each shape reshapes a clone
+        inputs = self.model.inputs
         self.input_names = [i.get_any_name() for i in inputs]
         self.side = inputs[0].get_partial_shape()[2].get_length()  # the sides are fixed
         self.compiled: dict[tuple, Any] = {}
@@ -277,7 +278,7 @@ class OpenVinoNetwork:
         key = tuple(sorted(shapes.items()))
         with self.lock:
             if key not in self.compiled:
-                model = self.core.read_model(str(self.graph))
+                model = self.model.clone()
                 model.reshape({name: list(shape) for name, shape in shapes.items()})
                 self.compiled[key] = self.core.compile_model(model, "CPU", self.config)
             return self.compiled[key]

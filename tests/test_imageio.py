@@ -835,3 +835,34 @@ def test_a_16_bit_png_keeps_the_metadata(tmp_path):
         cv2.imread(str(kept), unchanged), cv2.imread(str(plain), unchanged)
     )
     assert cv2.imread(str(kept), unchanged).dtype == np.uint16
+
+
+def test_a_tiffs_layout_tags_are_not_taken_for_its_metadata(tmp_path):
+    exif = Image.Exif()
+    exif[0x013B] = "A. Photographer"  # Artist
+    src = _save(
+        Image.new("RGB", (9, 7), (90, 90, 90)), tmp_path / "scan.tif", exif=exif, dpi=(300, 300)
+    )
+    kept = read_image(src).metadata.exif
+    assert kept[0x013B] == "A. Photographer"
+    # ImageWidth, BitsPerSample, Compression, StripOffsets ... describe scan.tif only.
+    assert not {0x0100, 0x0102, 0x0103, 0x0111, 0x0117} & set(kept)
+
+
+def test_a_16_bit_tiff_keeps_the_metadata_text_as_ascii(tmp_path):
+    from colorizer.imageio import Metadata
+
+    exif = Image.Exif()
+    exif[0x013B] = "Café"  # Artist; TIFF text is 7-bit ASCII
+    exif[0x8298] = "(c) The Archive"  # Copyright
+    metadata = Metadata(exif, None, (600.0, 600.0)).marked("colorizer test", "Colorized by machine")
+    rgb = _random_rgb(shape=(20, 30))
+    out = write_image(tmp_path / "kept.tif", rgb, bit_depth=16, metadata=metadata)
+    with Image.open(out) as image:
+        tags = image.getexif()
+        assert tags[0x013B] == "Caf?" and tags[0x8298] == "(c) The Archive"
+        assert tags[0x0131] == "colorizer test" and tags[0x010E] == "Colorized by machine"
+        assert round(image.info["dpi"][0]) == 600
+    back = read_image(out)
+    assert back.bit_depth == 16
+    np.testing.assert_allclose(back.rgb, rgb, atol=0.5 / 65535)

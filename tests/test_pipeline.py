@@ -3,6 +3,7 @@
 import logging
 import threading
 
+import cv2
 import numpy as np
 import pytest
 from conftest import CONSTANT_AB
@@ -174,6 +175,41 @@ def test_output_keeps_the_metadata_and_says_it_was_colorized(suffix, tmp_path, c
     assert out.info["icc_profile"] == srgb
     if suffix != ".webp":  # WebP has no resolution field
         assert [round(v) for v in out.info["dpi"]] == [600, 600]
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".png", ".jpg"])
+def test_a_16_bit_tiff_scan_keeps_its_metadata(suffix, tmp_path, constant_weights):
+    # A 16-bit archive master written by tifffile itself, not by our writer.
+    import tifffile
+    from PIL import ExifTags, Image, ImageCms
+
+    grey = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (48, 1))
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    src = tmp_path / "master.tif"
+    tifffile.imwrite(
+        src,
+        np.dstack([grey] * 3),
+        photometric="rgb",
+        compression="zlib",
+        iccprofile=srgb,
+        resolution=(1200, 1200),
+        resolutionunit="INCH",
+        extratags=[(ExifTags.Base.Artist, "s", 0, "A. Photographer", True)],
+        metadata=None,
+    )
+    colorizer = Colorizer("test-constant", weights=constant_weights, size=32, device="cpu")
+    with Image.open(colorizer.colorize_file(src, tmp_path / f"out{suffix}")) as out:
+        tags = out.getexif()
+        assert tags[ExifTags.Base.Artist] == "A. Photographer"
+        assert tags[ExifTags.Base.Software].startswith("colorizer ")
+        assert "model test-constant" in tags[ExifTags.Base.ImageDescription]
+        assert out.info["icc_profile"] == srgb
+        assert [round(v) for v in out.info["dpi"]] == [1200, 1200]
+        if suffix == ".jpg":  # the TIFF's layout tags describe the master, not this file
+            assert not {ExifTags.Base.BitsPerSample, ExifTags.Base.StripOffsets} & set(tags)
+    if suffix != ".jpg":
+        deep = cv2.imread(str(tmp_path / f"out{suffix}"), cv2.IMREAD_UNCHANGED)
+        assert deep.dtype == np.uint16 and deep.shape == (48, 64, 3)
 
 
 def test_a_grey_icc_profile_is_not_put_on_a_colour_output(tmp_path, constant_weights):

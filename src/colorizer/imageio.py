@@ -5,8 +5,9 @@ upright by its EXIF orientation, plus an optional H x W alpha plane. `write_imag
 form back, and `to_like` converts a result into the kind the caller originally passed in.
 
 Pillow decodes most files. OpenCV decodes 16-bit colour PNG and TIFF, which Pillow would cut to
-8 bits, and encodes 16-bit output, since Pillow cannot write 48-bit RGB. Arrays are in RGB order
-everywhere in this module, never OpenCV's BGR.
+8 bits, and encodes 16-bit PNG, since Pillow cannot write 48-bit RGB; tifffile writes 16-bit TIFF
+(with its metadata, which OpenCV cannot). Arrays are in RGB order everywhere in this module, never
+OpenCV's BGR.
 
 Embedded ICC profiles are not applied: pixel values are taken to be sRGB as stored.
 """
@@ -20,10 +21,11 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 import cv2
 import numpy as np
+import tifffile
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from colorizer.errors import ColorizerError, ImageReadError
@@ -57,7 +59,6 @@ PHOTO_SUFFIXES = IMAGE_SUFFIXES - {".gif"}
 # Films that `colorize eval --video` picks out of folders and `colorize image` points elsewhere.
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"})
 _ALPHA_FORMATS = {"PNG", "TIFF", "WEBP"}
-_DEEP_FORMATS = {"PNG", "TIFF"}
 
 # Single-channel Pillow modes that hold more than 8 bits, with the value that means white.
 _DEEP_GREY_MODES = {
@@ -92,7 +93,9 @@ _PILLOW_LIMIT_LOCK = threading.Lock()
 class Metadata:
     """What an archive keeps beside the pixels: EXIF (orientation reset to 1, since the pixels
     are turned upright on reading), an RGB ICC profile, the resolution. Written back by
-    ``write_image(..., metadata=...)`` to JPEG, PNG, TIFF and WebP (8-bit outputs)."""
+    ``write_image(..., metadata=...)`` to JPEG, PNG, TIFF and WebP; 16-bit TIFF keeps the EXIF's
+    main-directory tags (text and bytes: Artist, Copyright, Software, XMP ...) but not its
+    Exif and GPS sub-directories, which tifffile cannot write."""
 
     exif: Image.Exif | None = None
     icc_profile: bytes | None = None
@@ -121,7 +124,11 @@ class Metadata:
 def read_metadata(im: Image.Image) -> Metadata:
     """The metadata of an opened image; anything broken is left out, never an error."""
     try:
-        found = im.getexif()
+        # A PNG's getexif() without an eXIf chunk ahead of the pixels decodes the whole image to
+        # look further (see _orientation): not worth it for a chunk that is almost never late.
+        found = Image.Exif() if im.format == "PNG" and "exif" not in im.info else im.getexif()
+        for tag in _TIFF_LAYOUT_TAGS.intersection(found):
+            del found[tag]  # a TIFF's own layout (size, strips, compression), not the output's
         found[ExifTags.Base.Orientation] = 1
         exif = found if len(found) > 1 else None
     except Exception:
@@ -132,6 +139,15 @@ def read_metadata(im: Image.Image) -> Metadata:
     dpi = im.info.get("dpi")
     dpi = tuple(float(v) for v in dpi[:2]) if isinstance(dpi, tuple) and len(dpi) >= 2 else None
     return Metadata(exif, icc, dpi)
+
+
+# The TIFF tags that describe how a file's pixels are laid out. Pillow's getexif() of a TIFF is its
+# first directory, these included; copied into another file's EXIF they would describe it wrongly.
+_TIFF_LAYOUT_TAGS = frozenset(
+    {254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 280, 281, 284}
+    | {292, 293, 317, 320, 322, 323, 324, 325, 338, 339, 340, 341, 347, 530, 531, 532, 34675}
+    | set(range(512, 522))  # old-style JPEG
+)
 
 
 @dataclass(eq=False)
@@ -186,9 +202,9 @@ def write_image(
     dropped (not composited) for JPEG and BMP. `jpeg_quality` also sets the WebP quality.
     `png_compression` (0-9, PNG only; still lossless) trades size for speed; None keeps the
     encoder's own default (Pillow's 6, OpenCV's 1).
-    `metadata` (EXIF, ICC profile, DPI) is written to JPEG, PNG (8 and 16 bits), 8-bit TIFF and
-    WebP outputs; 16-bit TIFF (OpenCV's encoder) gets none. The file appears atomically: a
-    failure leaves no partial file, no temp file, and any old file intact.
+    `metadata` (EXIF, ICC profile, DPI) is written to JPEG, PNG, TIFF and WebP outputs (WebP
+    without DPI; 16-bit TIFF without EXIF sub-directories, see Metadata). The file appears
+    atomically: a failure leaves no partial file, no temp file, and any old file intact.
     """
     path = Path(path)
     fmt = _WRITE_FORMATS.get(path.suffix.lower())
@@ -206,9 +222,10 @@ def write_image(
     if fmt != "PNG":
         png_compression = None
     pixels = _with_alpha(rgb, alpha, keep=alpha is not None and fmt in _ALPHA_FORMATS)
-    if bit_depth == 16 and fmt in _DEEP_FORMATS:
-        ext = ".png" if fmt == "PNG" else ".tiff"
-        encode = _opencv_encoder(pixels, ext, png_compression, metadata if fmt == "PNG" else None)
+    if bit_depth == 16 and fmt == "TIFF":
+        encode = _tiff16_encoder(pixels, metadata)
+    elif bit_depth == 16 and fmt == "PNG":
+        encode = _png16_encoder(pixels, png_compression, metadata)
     else:
         extra = metadata.save_options(fmt) if metadata is not None and fmt != "BMP" else {}
         encode = _pillow_encoder(pixels, fmt, jpeg_quality, png_compression, extra)
@@ -369,7 +386,9 @@ def _read_deep_colour(path: Path, name: str, im: Image.Image) -> Picture:
         data = _ORIENT.get(_orientation(im), lambda a: a)(data)
     channels = 1 if data.ndim == 2 else data.shape[2]
     mode = {1: "I;16", 2: "LA16", 3: "RGB16", 4: "RGBA16"}[channels]
-    return _from_array(data, name, mode, clip=True)
+    picture = _from_array(data, name, mode, clip=True)
+    picture.metadata = read_metadata(im)
+    return picture
 
 
 def _read_pil(im: Image.Image, name: str, limit: int | None) -> Picture:
@@ -582,24 +601,68 @@ def _pillow_encoder(
     return encode
 
 
-def _opencv_encoder(
-    pixels: np.ndarray,
-    ext: str,
-    png_compression: int | None = None,
-    metadata: Metadata | None = None,
+def _png16_encoder(
+    pixels: np.ndarray, png_compression: int | None, metadata: Metadata | None
 ) -> Callable[[BinaryIO], None]:
     params = [] if png_compression is None else [cv2.IMWRITE_PNG_COMPRESSION, png_compression]
 
     def encode(f: BinaryIO) -> None:
         data = _quantize(pixels, np.dtype(np.uint16))
         bgr = data[..., [2, 1, 0, 3][: data.shape[2]]]  # OpenCV expects BGR(A)
-        ok, buffer = cv2.imencode(ext, bgr, params)
+        ok, buffer = cv2.imencode(".png", bgr, params)
         if not ok:
-            raise OSError(f"OpenCV could not encode a 16-bit {ext} image")
+            raise OSError("OpenCV could not encode a 16-bit PNG image")
         encoded = buffer.tobytes()
         f.write(_with_png_metadata(encoded, metadata) if metadata is not None else encoded)
 
     return encode
+
+
+def _tiff16_encoder(pixels: np.ndarray, metadata: Metadata | None) -> Callable[[BinaryIO], None]:
+    # Deflate at level 1 with the horizontal predictor, strips compressed on two threads: on a
+    # 12 MP 16-bit photo 0.97 s and 56 MB, against OpenCV's LZW at 1.13 s and 67 MB.
+    options: dict[str, Any] = {
+        "photometric": "rgb",
+        "compression": "zlib",
+        "compressionargs": {"level": 1},
+        "predictor": True,
+        "rowsperstrip": 256,
+        "maxworkers": 2,
+        "metadata": None,  # no tifffile JSON in ImageDescription
+        "software": False,
+    }
+    if metadata is not None:
+        options.update(_tifffile_metadata(metadata))
+
+    def encode(f: BinaryIO) -> None:
+        # Into memory first: tifffile wants a named file, and ours is an open temp file.
+        buffer = io.BytesIO()
+        tifffile.imwrite(buffer, _quantize(pixels, np.dtype(np.uint16)), **options)
+        f.write(buffer.getbuffer())
+
+    return encode
+
+
+def _tifffile_metadata(metadata: Metadata) -> dict[str, Any]:
+    """tifffile's arguments for ``metadata``: the EXIF main directory's text and byte tags as
+    extra tags (Software and ImageDescription among them), the ICC profile and the DPI."""
+    options: dict[str, Any] = {}
+    tags = []
+    for tag, value in sorted((metadata.exif or {}).items()):
+        if tag in _TIFF_LAYOUT_TAGS or tag in (282, 283, 296):  # resolution: from dpi below
+            continue
+        if isinstance(value, str):
+            # TIFF text is 7-bit ASCII: other characters become "?", as Pillow writes them.
+            tags.append((int(tag), "s", 0, value.encode("ascii", "replace"), True))
+        elif isinstance(value, bytes):
+            tags.append((int(tag), "B", len(value), value, True))
+    options["extratags"] = tags
+    if metadata.icc_profile:
+        options["iccprofile"] = metadata.icc_profile
+    if metadata.dpi:
+        options["resolution"] = metadata.dpi
+        options["resolutionunit"] = "INCH"
+    return options
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -242,11 +242,18 @@ def guided_ab(
         or (points and not (use_network and colorizer.accepts_hints))
     )
     # Hints for a network without a hint input correct its automatic colours (see docstring).
-    correcting = use_network and points and not colorizer.accepts_hints and not guidance.propagate
+    correcting = (
+        use_network
+        and colorizer is not None  # (implied by use_network; for the type checker)
+        and points
+        and not colorizer.accepts_hints
+        and not guidance.propagate
+    )
     palette_done = False
     if correcting:
         ab, palette_done = _corrected_by_hints(colorizer, lightness, points, user, palette, size)
     elif not propagating:
+        assert colorizer is not None  # without one, the guidance is propagated
         prediction = network_prediction(colorizer, lightness, points, palette, size)
         ab = _resize_ab(prediction.ab, height, width)
         palette_done = prediction.palette_done
@@ -258,6 +265,7 @@ def guided_ab(
             )
             base = strokes.grid_strokes(matched, reference.reference_cells(distance), height, width)
         elif use_network and (guidance.propagate or points):
+            assert colorizer is not None  # implied by use_network
             prediction = network_prediction(colorizer, lightness, points, palette, size)
             palette_done = prediction.palette_done
             chosen = (

@@ -39,7 +39,7 @@ def load_scribbles(source: Any, height: int, width: int) -> tuple[np.ndarray, np
     ab = lab[..., 1:]
     mask = np.hypot(ab[..., 0], ab[..., 1]) > STROKE_CHROMA
     if picture.alpha is not None:
-        alpha = np.asarray(picture.alpha, dtype=np.float32)
+        alpha: np.ndarray = np.asarray(picture.alpha, dtype=np.float32)
         if alpha.max() > 1:
             alpha = alpha / np.iinfo(picture.alpha.dtype).max
         mask &= alpha >= 0.5
@@ -86,6 +86,7 @@ def flat_cells(ab_grid: np.ndarray, fraction: float = CONFIDENT_FRACTION) -> np.
     variation = sum(
         np.abs(cv2.Laplacian(np.ascontiguousarray(ab_grid[..., c]), cv2.CV_32F)) for c in range(2)
     )
+    assert isinstance(variation, np.ndarray)  # 0 + an array: sum's start value is gone
     return variation <= np.quantile(variation, fraction)
 
 
@@ -105,7 +106,7 @@ def merge(
     return ab, mask
 
 
-def clear_near(layer: tuple[np.ndarray, np.ndarray], user_mask: np.ndarray, radius: int):
+def clear_near(layer: tuple[np.ndarray | None, np.ndarray], user_mask: np.ndarray, radius: int):
     """Drop the strokes of ``layer`` within ``radius`` pixels of the user's strokes."""
     if radius < 1 or not user_mask.any():
         return layer

@@ -7,6 +7,8 @@ be changed after loading), into ab upsampled bilinearly to the input's size.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,13 +18,15 @@ from colorizer import color
 
 class BinClassifier(nn.Module):
     num_bins = 313
+    bins: torch.Tensor  # a buffer (registered in __init__)
 
     def __init__(self, temperature: float = color.DEFAULT_TEMPERATURE) -> None:
         super().__init__()
         self.temperature = temperature
         self.register_buffer("bins", color.ab_bins(), persistent=False)
 
-    def logits(self, l: torch.Tensor, *hints: torch.Tensor | None) -> torch.Tensor:  # noqa: E741
+    # Each subclass has its own signature: (l) alone, or (l, hint_ab, hint_mask).
+    def logits(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         raise NotImplementedError
 
     def distribution(self, l: torch.Tensor, *hints: torch.Tensor | None) -> torch.Tensor:  # noqa: E741

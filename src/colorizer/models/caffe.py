@@ -94,6 +94,7 @@ def _fields(buf: bytes, start: int, end: int):
     ``(start, end)`` span for length-delimited ones.
     """
     pos = start
+    value: int | tuple[int, int]
     while pos < end:
         key, pos = _varint(buf, pos, end)
         field, wire = key >> 3, key & 7
@@ -204,7 +205,8 @@ def read_caffemodel_blobs(path: str | Path) -> dict[str, list[np.ndarray]]:
     try:
         for field, wire, value in _fields(buf, 0, len(buf)):
             if field in _LAYER_FIELDS and wire == _LENGTH:
-                name, blobs = _layer(buf, *value, *_LAYER_FIELDS[field])
+                start, end = value  # a length-delimited field's span
+                name, blobs = _layer(buf, start, end, *_LAYER_FIELDS[field])
                 layers[name] = blobs
     except _DecodeError as exc:
         raise WeightsError(f"{path}: not a valid Caffe model ({exc})") from None

@@ -68,7 +68,9 @@ class ColorNetHints(ColorNet):
         hint_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         hints = hint_channels(l, hint_ab, hint_mask)
-        conv, norm, relu = self.enc1[0]
+        first = self.enc1[0]
+        assert isinstance(first, nn.Sequential)  # conv_bn_relu's
+        conv, norm, relu = first
         x1 = relu(norm(conv((l - 50) / 100) + self.hint_early(hints)))
         x1 = self.enc1[1](x1)
         x2 = self.enc2(x1)

@@ -24,7 +24,7 @@ def channels(width: int, depth: int) -> list[int]:
 
 
 def down(c_in: int, c_out: int, norm: bool) -> nn.Sequential:
-    layers = [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=not norm)]
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=not norm)]
     layers += [nn.BatchNorm2d(c_out)] if norm else []
     return nn.Sequential(*layers, nn.LeakyReLU(0.2, inplace=True))
 
@@ -78,7 +78,7 @@ class PatchGAN(nn.Module):
     def __init__(self, width: int = 64, layers: int = 3) -> None:
         super().__init__()
         sizes = [min(width * 2**n, 8 * width) for n in range(layers + 1)]
-        blocks = [down(3, sizes[0], norm=False)]
+        blocks: list[nn.Module] = [down(3, sizes[0], norm=False)]
         blocks += [down(c_in, c_out, norm=True) for c_in, c_out in pairwise(sizes[:-1])]
         blocks += [
             nn.Conv2d(sizes[-2], sizes[-1], 4, 1, 1, bias=False),

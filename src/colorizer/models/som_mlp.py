@@ -28,6 +28,8 @@ from colorizer.registry import register_architecture
 class SomMLP(nn.Module):
     """``forward(l)``: raw L (N x 1 x H x W, 0..100) -> ab (N x 2 x H x W) in Lab units."""
 
+    codebook: torch.Tensor  # a buffer (registered in __init__)
+
     def __init__(self, grid: int = 8, patch: int = 5, hidden: Sequence[int] = (50, 50)) -> None:
         super().__init__()
         classes = grid * grid

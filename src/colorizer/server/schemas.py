@@ -99,7 +99,8 @@ class Health(BaseModel):
     jobs_running: int
 
 
-ERRORS = {
+# FastAPI's ``responses`` type, so that routes can unpack it among their own entries.
+ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "the upload or an option cannot be used"},
     401: {"model": ErrorBody, "description": "an API key is required and was wrong or missing"},
     413: {"model": ErrorBody, "description": "over an upload, pixel or duration limit"},

@@ -7,11 +7,11 @@ Every family derives from ``colorizer.train.family.Family`` (see there what a fa
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from colorizer import color
 from colorizer.color import AB_SCALE  # regression targets are ab / AB_SCALE
@@ -20,6 +20,13 @@ from colorizer.train import data
 from colorizer.train.config import TrainConfig
 from colorizer.train.family import Family, Logits, descend
 from colorizer.train.refiner import RefinerFamily
+
+if TYPE_CHECKING:
+    from colorizer.models.bin_classifier import BinClassifier
+    from colorizer.models.colornet_hints import ColorNetHints
+    from colorizer.models.colornet_v2_hints import ColorNetV2Hints
+    from colorizer.models.eccv16 import ECCV16
+    from colorizer.models.som_mlp import SomMLP
 
 PRIOR_PIXELS_PER_PHOTO = 1024
 PRIOR_CHUNK = 32768  # pixels per empirical_prior call: bounds its N x 313 x 2 distance tensor
@@ -48,13 +55,15 @@ class Classification(Family):
 
     name = "classification"
     default_arch = "colornet"
+    # The architectures with logits() (checked below): the 313-bin classifiers and ECCV16.
+    net: BinClassifier | ECCV16
 
     def __init__(self, config: TrainConfig, device: torch.device) -> None:
         super().__init__(config, device)
         if not hasattr(self.net, "logits"):
             raise ColorizerError(f"architecture {self.arch!r} has no logits(): not a classifier")
         if self.arch == "eccv16":
-            fix_eccv16_decoder(self.net)
+            fix_eccv16_decoder(cast("ECCV16", self.net))  # the class registered as eccv16
         self.train_logits = self.parallel(Logits(self.net))
         self.bins = color.ab_bins().to(device)
 
@@ -83,7 +92,9 @@ class Classification(Family):
         losses = {"ce": loss.item()}
         if self.config.ab_l1_weight > 0:
             true_ab = batch.ab[..., ::stride, ::stride]
-            decoded = color.annealed_mean(logits, self.bins, self.net.temperature)
+            # ECCV16 has no temperature attribute: an AttributeError there, as it always was.
+            temperature = cast("BinClassifier", self.net).temperature
+            decoded = color.annealed_mean(logits, self.bins, temperature)
             l1 = (decoded - true_ab).abs().mean() / AB_SCALE
             loss = loss + self.config.ab_l1_weight * l1
             losses["l1"] = l1.item()
@@ -91,7 +102,7 @@ class Classification(Family):
         return losses
 
 
-def fix_eccv16_decoder(net: nn.Module) -> None:
+def fix_eccv16_decoder(net: ECCV16) -> None:
     """ECCV16's last 1x1 conv is the fixed bin-centre decoder (centres / 110), never trained."""
     with torch.no_grad():
         net.model_out.weight.copy_(color.ab_bins().T.reshape(2, -1, 1, 1) / AB_SCALE)
@@ -175,6 +186,7 @@ class SomMlp(Family):
 
     name = "som-mlp"
     default_arch = "som-mlp"
+    net: SomMLP
     som_pixels_per_photo = 256
 
     def __init__(self, config: TrainConfig, device: torch.device) -> None:
@@ -216,6 +228,8 @@ class Hints(Classification):
 
     name = "hints"
     default_arch = "colornet-hints"
+    # The classifiers that take hints (checked below).
+    net: ColorNetHints | ColorNetV2Hints
     default_lr = 3e-4
     l1_weight = 10.0
     patch_sizes = tuple(range(1, 10))

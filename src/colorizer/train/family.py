@@ -10,6 +10,7 @@ families themselves are in ``colorizer.train.families`` (the video refiner in
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -20,11 +21,15 @@ from colorizer.train import data
 from colorizer.train.config import TrainConfig
 from colorizer.weights import architecture
 
+if TYPE_CHECKING:
+    from colorizer.models.bin_classifier import BinClassifier
+    from colorizer.models.eccv16 import ECCV16
+
 
 class Logits(nn.Module):
     """``net.logits`` as ``forward``: DistributedDataParallel hooks ``forward`` only."""
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: BinClassifier | ECCV16) -> None:
         super().__init__()
         self.net = net
 
@@ -51,8 +56,9 @@ class Family:
                 f"crop {config.crop} is not a multiple of {multiple}, which {self.arch} needs "
                 f"(try --crop {math.ceil(config.crop / multiple) * multiple})"
             )
-        if hasattr(self.net, "load_pretrained_encoder"):
-            self.net.load_pretrained_encoder()  # a resumed run overwrites it from its checkpoint
+        load_pretrained_encoder = getattr(self.net, "load_pretrained_encoder", None)
+        if load_pretrained_encoder is not None:
+            load_pretrained_encoder()  # a resumed run overwrites it from its checkpoint
         self.modules: dict[str, nn.Module] = {"net": self.net}
         self.optimizers: dict[str, torch.optim.Optimizer] = {"net": self.adam(self.net)}
         self.extra: dict[str, torch.Tensor] = {}  # checkpointed family state, e.g. the prior
@@ -62,7 +68,7 @@ class Family:
         ``encoder_lr_scale`` x the learning rate (the loop scales each group by its lr_scale)."""
         encoder = getattr(module, "encoder", None)
         own = {id(p) for p in encoder.parameters()} if encoder is not None else set()
-        groups = [
+        groups: list[dict[str, Any]] = [
             {"params": [p for p in module.parameters() if id(p) not in own], "lr_scale": 1.0},
             {
                 "params": [p for p in module.parameters() if id(p) in own],

@@ -19,7 +19,9 @@ import platform
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -57,7 +59,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     family = make_family(config, device)
     photos, val_rgb = load_data(config, verbose=rank == 0)
     # Facts for the model card, kept in the checkpoint.
-    info = {
+    info: dict[str, Any] = {
         "photos": len(photos.photos),
         "grey_skipped": len(photos.grey),
         "unreadable_skipped": len(photos.corrupt),
@@ -270,7 +272,7 @@ class CsvLog:
 
     def __init__(self, path: Path, start: int) -> None:
         self.path = path
-        self.fields: list[str] | None = None
+        self.fields: Sequence[str] | None = None
         if start == 0 or not path.is_file():
             path.unlink(missing_ok=True)
             return
@@ -282,7 +284,9 @@ class CsvLog:
 
     def _rewrite(self, rows: list[dict]) -> None:
         with self.path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, self.fields)
+            # Set by __init__ or write(); None only from an empty log on disk, which DictWriter
+            # then rejects (TypeError), as it always has.
+            writer = csv.DictWriter(f, cast(Sequence[str], self.fields))
             writer.writeheader()
             writer.writerows(rows)
 

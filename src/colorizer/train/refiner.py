@@ -131,13 +131,15 @@ class RefinerFamily(Family):
         truth = lab[:, 1:].reshape(n, frames, 2, self.side, self.side)
         per_frame = per_frame.view(n, frames, 2, self.side, self.side)
         flows, masks = sequence_flows(lightness, self.estimate)
-        outputs, carried_all = [], []
-        hidden = None
+        outputs: list[torch.Tensor] = []
+        carried_all: list[torch.Tensor] = []
+        hidden: torch.Tensor | None = None
         for t in range(frames):
             if t == 0:
                 carried = per_frame[:, 0]
             else:
                 carried = warp_tensor(outputs[-1], flows[:, t])
+                assert hidden is not None  # the refiner returned one at t - 1
                 hidden = warp_tensor(hidden, flows[:, t])
             out, hidden = self.net(lightness[:, t], per_frame[:, t], carried, masks[:, t], hidden)
             outputs.append(out)

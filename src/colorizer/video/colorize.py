@@ -319,6 +319,7 @@ def colorize_segment(
             f"not the {(plan.first_frame, plan.frames, plan.first_pts)} its packets promise; "
             "colorize this film with the local engine"
         )
+    assert record is not None  # a missing record does not match the plan (raised above)
     return SegmentResult(record, run.times, run.propagator.scene_cuts)
 
 
@@ -355,6 +356,8 @@ class _Prepared:
 
 class _Worker(threading.Thread):
     """A stage in a thread; its exception is kept for the main thread, and stops the others."""
+
+    error: BaseException | None
 
     def __init__(self, stage: Callable[[], None], stop: threading.Event) -> None:
         super().__init__(daemon=True)
@@ -531,12 +534,15 @@ class _Run:
 
     def _finish(self, bar) -> None:
         writer: SegmentWriter | None = None
-        first = last = None
+        first: _Prepared | None = None  # the open segment's first and latest frames
+        last: _Prepared | None = None
         try:
             for item, ab in self._drain(self.coloured):
-                if writer is not None and self._segment(item) != self._segment(first):
-                    self._close(writer, first, last)
-                    writer = None
+                if writer is not None:
+                    assert first is not None and last is not None  # set with the writer
+                    if self._segment(item) != self._segment(first):
+                        self._close(writer, first, last)
+                        writer = None
                 if writer is None:
                     writer, first = self._open(item), item
                 self._write(writer, item, ab)
@@ -545,6 +551,7 @@ class _Run:
                 if self.on_progress is not None:
                     self.on_progress(self.done_frames + self.colorized, bar.total)
             if writer is not None:
+                assert first is not None and last is not None
                 self._close(writer, first, last)
                 writer = None
         finally:
@@ -564,6 +571,7 @@ class _Run:
         composed = time.perf_counter()
         self.times.consistency += composed - started
         rgb = cv2.convertScaleAbs(compose(item.lightness, ab), alpha=255)
+        assert self.shift_pts is not None  # set by _open, before any frame is written
         writer.write(rgb, item.pts - self.shift_pts, item.duration)
         self.times.encode += time.perf_counter() - composed
         self.colorized += 1
@@ -571,6 +579,7 @@ class _Run:
     def _close(self, writer: SegmentWriter, first: _Prepared, last: _Prepared) -> None:
         started = time.perf_counter()
         writer.finish()
+        assert self.shift_pts is not None  # set by _open
         record = SegmentRecord(
             index=self._segment(first),
             first_frame=first.index,

@@ -77,7 +77,7 @@ def clip_frames(path: Path, side: int, limit: int | None):
         for number, frame in enumerate(decode(container, stream, path)):
             if limit is not None and number >= limit:
                 return
-            rgb = frame.to_ndarray(format="rgb24")
+            rgb: np.ndarray = frame.to_ndarray(format="rgb24")
             height, width = flow.work_shape(rgb.shape[0], rgb.shape[1], side)
             if (height, width) != rgb.shape[:2]:
                 rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)

@@ -50,13 +50,15 @@ class FlowEstimator:
             raise ColorizerError(f"unknown optical flow method {method!r}; known: {known}")
         self.method = method
         preset = DIS_PRESETS.get(method)
-        self._dis = None if preset is None else cv2.DISOpticalFlow_create(preset)
+        # The stubs name only DISOpticalFlow.create; the module-level alias exists at runtime.
+        self._dis = None if preset is None else cv2.DISOpticalFlow_create(preset)  # type: ignore[attr-defined]
 
     def __call__(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
         """Flow from ``source`` to ``target`` (both H x W uint8): source[x] ~ target[x + flow]."""
         if self._dis is not None:
             return self._dis.calc(source, target, None)
-        return cv2.calcOpticalFlowFarneback(source, target, None, 0.5, 4, 15, 3, 5, 1.2, 0)
+        # OpenCV's stubs type the flow argument as required; None (allocate one) is documented.
+        return cv2.calcOpticalFlowFarneback(source, target, None, 0.5, 4, 15, 3, 5, 1.2, 0)  # type: ignore[call-overload]
 
 
 def _sample_grid(flow: np.ndarray) -> np.ndarray:
@@ -70,7 +72,8 @@ def _sample_grid(flow: np.ndarray) -> np.ndarray:
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """``image`` sampled at ``x + flow[x]`` (bilinear; border pixels repeat outside the frame)."""
     grid = _sample_grid(flow)
-    return cv2.remap(image, grid, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    # The stubs type map2 as required; None (map1 holds both coordinates) is documented.
+    return cv2.remap(image, grid, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # type: ignore[call-overload]
 
 
 def consistent(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
@@ -85,7 +88,8 @@ def consistent(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
         & (grid[..., 1] >= 0)
         & (grid[..., 1] <= height - 1)
     )
-    returned = cv2.remap(forward, grid, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    # (As in warp: the stubs want map2, which OpenCV lets be None.)
+    returned = cv2.remap(forward, grid, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # type: ignore[call-overload]
     miss = np.square(backward + returned).sum(axis=-1)
     scale = np.square(backward).sum(axis=-1) + np.square(returned).sum(axis=-1)
     return inside & (miss <= FB_RELATIVE * scale + FB_ABSOLUTE)

@@ -46,9 +46,11 @@ class WarpingError:
         self.previous_ab = {name: np.asarray(ab, np.float32) for name, ab in abs_by_method.items()}
 
     def _score_pair(self, grey: np.ndarray, abs_by_method: Mapping[str, np.ndarray]) -> None:
-        backward = self.estimate(grey, self.previous_grey)
-        forward = self.estimate(self.previous_grey, grey)
-        trusted = flow.reliable(grey, self.previous_grey, backward, forward)
+        previous_grey = self.previous_grey
+        assert previous_grey is not None  # add() scores a pair only after a first frame
+        backward = self.estimate(grey, previous_grey)
+        forward = self.estimate(previous_grey, grey)
+        trusted = flow.reliable(grey, previous_grey, backward, forward)
         self.pixels += int(trusted.sum())
         self.pairs += 1
         for name, ab in abs_by_method.items():

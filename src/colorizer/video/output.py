@@ -16,6 +16,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import av
 import numpy as np
@@ -111,14 +112,19 @@ class SegmentWriter:
         except BaseException:
             self.abandon()
             raise
-        self.durations: dict[int, int] = {}
+        # Keyed by pts; an encoded packet without one (None) keeps its own duration.
+        self.durations: dict[int | None, int] = {}
         self.colorspace = info.colorspace if info.colorspace in _SWS_COLORSPACES else None
         self.color_range = _JPEG_RANGE if info.color_range == _JPEG_RANGE else _MPEG_RANGE
 
     def _add_stream(self, settings: EncoderSettings) -> av.VideoStream:
         info = self.info
-        stream = self.container.add_stream(
-            settings.codec, rate=info.frame_rate, options=encoder_options(settings)
+        # The codec is named at run time, so the stubs cannot tell it is a video encoder.
+        stream = cast(
+            av.VideoStream,
+            self.container.add_stream(
+                settings.codec, rate=info.frame_rate, options=encoder_options(settings)
+            ),
         )
         stream.width, stream.height = info.width, info.height
         stream.pix_fmt = pixel_format(settings, info)
@@ -284,4 +290,5 @@ def _source_packets(source, copied: dict, trim: Trim) -> Iterator[av.Packet]:
 
 def _seconds(packet: av.Packet) -> float:
     stamp = packet.dts if packet.dts is not None else packet.pts
+    assert stamp is not None  # source packets without pts are skipped; segments all have one
     return float(stamp * packet.time_base)

@@ -7,7 +7,7 @@ Every error names the file. Frames come out in presentation order with their own
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -161,7 +161,9 @@ def frame_timestamps(info: SourceInfo, start_s: float | None, end_s: float | Non
         )
     low = Fraction(start_s or 0) / info.time_base
     high = None if end_s is None else Fraction(end_s) / info.time_base
-    return sorted(pts for pts in stamps if pts >= low and (high is None or pts < high))
+    return sorted(
+        pts for pts in stamps if pts is not None and pts >= low and (high is None or pts < high)
+    )
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,9 @@ class Position:
     first_index: int = 0
 
 
-def read_frames(info: SourceInfo, position: Position, end_s: float | None) -> Iterator[SourceFrame]:
+def read_frames(
+    info: SourceInfo, position: Position, end_s: float | None
+) -> Generator[SourceFrame, None, None]:
     """Decoded frames from ``position`` until ``end_s`` (exclusive), as sRGB arrays.
 
     Seeks to the nearest keyframe before the position when the container allows, and decodes
@@ -232,14 +236,15 @@ _MISSING_SHARE = 0.05
 _MISSING_SHARE_CONTAINER = 0.25
 
 
-def _check_complete(info: SourceInfo, shown_until: float, end_s: float | None) -> None:
+def _check_complete(info: SourceInfo, shown_until: Fraction, end_s: float | None) -> None:
     """A video that stops well before the container's stated duration lost data: an error, not
     a shorter film."""
     expected = info.duration_s if end_s is None else min(end_s, info.duration_s)
     if math.isnan(expected):
         return
     share = _MISSING_SHARE if info.duration_is_video else _MISSING_SHARE_CONTAINER
-    slack = max(_MISSING_PERIODS / info.frame_rate, share * expected)
+    periods: Fraction | float = _MISSING_PERIODS / info.frame_rate  # max() may pick either
+    slack = max(periods, share * expected)
     if shown_until < expected - float(slack):
         raise VideoReadError(
             f"{info.path}: damaged video: its frames stop at {float(shown_until):.2f} s "

@@ -75,7 +75,7 @@ class WorkFolder:
 
     def finished(self) -> list[SegmentRecord]:
         """The complete segments 0, 1, 2, ... up to the first one missing."""
-        records = []
+        records: list[SegmentRecord] = []
         while (record := self.record(len(records))) is not None:
             records.append(record)
         return records
@@ -106,7 +106,8 @@ class WorkFolder:
             if state.hidden is not None:
                 arrays["hidden"] = state.hidden
             with atomic_write(self.segment_path(record.index, ".npz"), tag=PARTIAL) as f:
-                np.savez(f, **arrays)
+                # numpy's stubs: a str-keyed dict might hold its bool allow_pickle keyword.
+                np.savez(f, **arrays)  # type: ignore[arg-type]
         record_json = json.dumps(asdict(record))
         _write_atomic(self.segment_path(record.index, ".json"), record_json)
 

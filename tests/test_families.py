@@ -163,6 +163,33 @@ def test_classification_trains_eccv16_with_its_fixed_decoder():
     assert torch.equal(family.net.model_out.weight, decoder)
 
 
+def test_eccv16_takes_the_l1_term_decoded_as_its_forward_decodes():
+    # ECCV16 has no temperature attribute: this step raised AttributeError before.
+    config = TrainConfig(
+        family="classification",
+        train="-",
+        out="-",
+        arch="eccv16",
+        crop=32,
+        batch_size=1,
+        ab_l1_weight=0.5,
+    )
+    family = make_family(config, torch.device("cpu"))
+    family.prepare(colourful_photos(1))
+    batch = data.make_batch(
+        data.random_crops(colourful_photos(1), 1, 32, data.batch_generator(0, 0), "cpu")
+    )
+    with torch.no_grad():
+        logits = family.net.logits(batch.l)
+        decoded = color.annealed_mean(logits, family.bins, 1.0)
+        expected = (decoded - batch.ab[..., ::4, ::4]).abs().mean() / 110
+        # Temperature 1 is the forward's own decoding (at the logits' grid, before upsampling).
+        forward_ab = family.net.model_out(family.net.distribution(batch.l)) * 110
+        torch.testing.assert_close(decoded, forward_ab, atol=1e-3, rtol=0)
+    losses = family.step(batch)
+    assert losses["l1"] == pytest.approx(expected.item(), rel=1e-4)
+
+
 def test_crop_must_suit_the_architecture():
     from colorizer.errors import ColorizerError
 

@@ -277,3 +277,14 @@ def test_torchrun_trains_with_ddp_on_two_processes(photo_folder, tmp_path):
     assert checkpoint["step"] == 2 and checkpoint["info"]["processes"] == 2
     rows = list(csv.DictReader((out / "train.csv").open()))
     assert [row["step"] for row in rows] == ["2"]  # one writer, not two
+
+
+def test_resuming_with_an_empty_log_starts_it_afresh(tmp_path):
+    from colorizer.train.loop import CsvLog
+
+    log_path = tmp_path / "log.csv"
+    log_path.write_text("")  # killed before the first row reached the disk
+    log = CsvLog(log_path, start=100)
+    log.write({"step": 101, "loss": 0.5})
+    with log_path.open(newline="") as f:
+        assert list(csv.DictReader(f)) == [{"step": "101", "loss": "0.5"}]

@@ -324,3 +324,10 @@ def test_unwritable_output_is_a_clear_error(colorizer, clip, tmp_path):
         colorize_video(colorizer, clip, out, OPTIONS)
     assert "colour.mp4" in str(error.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["not-a-folder"]
+
+
+def test_an_audio_codec_is_refused_as_the_video_encoder():
+    from colorizer.video.output import EncoderSettings, VideoWriteError, encoder_options
+
+    with pytest.raises(VideoWriteError, match="'aac' is an audio encoder, not a video one"):
+        encoder_options(EncoderSettings(codec="aac"))

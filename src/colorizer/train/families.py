@@ -92,8 +92,9 @@ class Classification(Family):
         losses = {"ce": loss.item()}
         if self.config.ab_l1_weight > 0:
             true_ab = batch.ab[..., ::stride, ::stride]
-            # ECCV16 has no temperature attribute: an AttributeError there, as it always was.
-            temperature = cast("BinClassifier", self.net).temperature
+            # Decoded as the model decodes at inference: ours at their own temperature, ECCV16 by
+            # its forward's plain softmax mean (temperature 1; the Caffe weights fold in theirs).
+            temperature = getattr(self.net, "temperature", 1.0)
             decoded = color.annealed_mean(logits, self.bins, temperature)
             l1 = (decoded - true_ab).abs().mean() / AB_SCALE
             loss = loss + self.config.ab_l1_weight * l1

@@ -280,13 +280,14 @@ class CsvLog:
             reader = csv.DictReader(f)
             self.fields = reader.fieldnames
             kept = [row for row in reader if int(row["step"]) <= start]
+        if self.fields is None:  # an empty log (killed before its first row): start afresh
+            path.unlink()
+            return
         self._rewrite(kept)
 
     def _rewrite(self, rows: list[dict]) -> None:
         with self.path.open("w", newline="") as f:
-            # Set by __init__ or write(); None only from an empty log on disk, which DictWriter
-            # then rejects (TypeError), as it always has.
-            writer = csv.DictWriter(f, cast(Sequence[str], self.fields))
+            writer = csv.DictWriter(f, cast(Sequence[str], self.fields))  # set before any rewrite
             writer.writeheader()
             writer.writerows(rows)
 

@@ -64,9 +64,12 @@ def encoder_options(settings: EncoderSettings) -> dict[str, str]:
     """--crf and --preset as the codec's private options, where it has them, and the options
     that make the codec deterministic (``_DETERMINISTIC``)."""
     try:
-        context = av.codec.Codec(settings.codec, "w").create("video")
+        codec = av.codec.Codec(settings.codec, "w")
     except (av.FFmpegError, ValueError) as exc:
         raise VideoWriteError(f"unknown video encoder {settings.codec!r} ({exc})") from exc
+    if codec.type != "video":
+        raise VideoWriteError(f"{settings.codec!r} is an {codec.type} encoder, not a video one")
+    context = codec.create("video")
     offered = {option.name for option in context.supported_options.private}
     wanted = {"crf": settings.crf, "preset": settings.preset}
     options = {

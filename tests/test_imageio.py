@@ -649,7 +649,7 @@ def test_write_creates_parent_directories(tmp_path):
     ("rgb", "alpha", "options", "words"),
     [
         (np.zeros((4, 4), np.float32), None, {}, "H x W x 3"),
-        (np.zeros((4, 4, 3), np.uint8), None, {}, "float"),
+        (np.zeros((4, 4, 3), np.int32), None, {}, "float in .0, 1. or uint8"),
         (np.zeros((4, 4, 3), np.float32), np.zeros((4, 5)), {}, "alpha"),
         (np.zeros((4, 4, 3), np.float32), None, {"bit_depth": 12}, "bit_depth"),
         (np.zeros((4, 4, 3), np.float32), None, {"jpeg_quality": 0}, "jpeg_quality"),
@@ -866,3 +866,47 @@ def test_a_16_bit_tiff_keeps_the_metadata_text_as_ascii(tmp_path):
     back = read_image(out)
     assert back.bit_depth == 16
     np.testing.assert_allclose(back.rgb, rgb, atol=0.5 / 65535)
+
+
+def test_read_pixels_u8_keeps_the_bytes_upright(tmp_path):
+    from colorizer.imageio import read_pixels_u8
+
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    exif = Image.Exif()
+    exif[0x0112] = 8  # Orientation: turn 90 degrees counter-clockwise to view
+    src = _save(Image.fromarray(grey), tmp_path / "scan.png", exif=exif)
+    pixels = read_pixels_u8(src)
+    np.testing.assert_array_equal(pixels.data, np.rot90(grey, 1))
+    assert pixels.alpha is None and not pixels.looks_colour
+    # The float reader agrees on the orientation.
+    np.testing.assert_array_equal(read_image(src).rgb[..., 0] * 255, np.rot90(grey, 1))
+
+
+def test_read_pixels_u8_leaves_other_kinds_to_read_image(tmp_path):
+    from colorizer.imageio import read_pixels_u8
+
+    deep = _save(Image.fromarray(np.zeros((4, 5), np.uint16)), tmp_path / "deep.png")
+    palette = _save(Image.new("P", (4, 5)), tmp_path / "palette.png")
+    assert read_pixels_u8(deep) is None and read_pixels_u8(palette) is None
+    with pytest.raises(ImageReadError, match=r"nosuch\.png.*no such file"):
+        read_pixels_u8(tmp_path / "nosuch.png")
+
+
+def test_read_pixels_u8_finds_colour(tmp_path):
+    from colorizer.imageio import read_pixels_u8
+
+    rng = np.random.default_rng(0)
+    colour = (rng.random((40, 50, 3)) * 255).astype(np.uint8)
+    grey = np.repeat(colour[..., :1], 3, axis=2)
+    assert read_pixels_u8(_save(Image.fromarray(colour), tmp_path / "c.png")).looks_colour
+    assert not read_pixels_u8(_save(Image.fromarray(grey), tmp_path / "g.png")).looks_colour
+
+
+def test_write_image_takes_bytes_at_8_bits_only(tmp_path):
+    rgb = (_random_rgb() * 255).round().astype(np.uint8)
+    out = write_image(tmp_path / "bytes.png", rgb, np.full(rgb.shape[:2], 128, np.uint8))
+    np.testing.assert_array_equal(np.asarray(Image.open(out))[..., :3], rgb)
+    with pytest.raises(ValueError, match="bit_depth 8 only"):
+        write_image(tmp_path / "deep.png", rgb, bit_depth=16)
+    with pytest.raises(ValueError, match="alpha must be of rgb's kind"):
+        write_image(tmp_path / "mixed.png", rgb, np.ones(rgb.shape[:2], np.float32))

@@ -240,3 +240,99 @@ def test_hints_go_to_the_catalogue_hint_model(monkeypatch, constant_weights):
     assert own.for_hints() is own
     plain = Colorizer("test-constant", weights=constant_weights, size=64, device="cpu")
     assert plain.for_hints() is plain
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return Colorizer(device="cpu", backend="torch")
+
+
+def _scans(folder):
+    """Grey, grey + alpha, RGBA with grey colour, EXIF-rotated grey: the bytes path's kinds."""
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    grey = cv2.GaussianBlur((rng.random((90, 120)) * 255).astype(np.uint8), (0, 0), 2)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: stored sideways
+    exif[0x013B] = "A. Photographer"  # Artist
+    Image.fromarray(grey).save(folder / "grey.png", exif=exif, dpi=(1200, 1200))
+    Image.fromarray(grey).convert("LA").save(folder / "grey-alpha.png")
+    rgba = np.dstack([grey, grey, grey, grey[::-1]])
+    Image.fromarray(rgba).save(folder / "rgba.png")
+    Image.fromarray(grey).save(folder / "grey.jpg", quality=90)
+    return [folder / n for n in ("grey.png", "grey-alpha.png", "rgba.png", "grey.jpg")]
+
+
+def _float_path(colorizer, src, dst):
+    """colorize_file as 16-bit photos take it: a float Picture, composed and written."""
+    from colorizer import imageio
+
+    picture = colorizer.read(src)
+    (rgb,) = colorizer.colorize_pictures([picture])
+    return imageio.write_image(
+        dst, rgb, picture.alpha, bit_depth=picture.bit_depth, metadata=colorizer.marked(picture)
+    )
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".tif"])
+def test_8_bit_photos_stay_in_bytes_with_the_float_paths_output(
+    suffix, shipped, tmp_path, monkeypatch
+):
+    for src in _scans(tmp_path):
+        float_path = _float_path(shipped, src, tmp_path / f"{src.stem}-float{suffix}")
+        with monkeypatch.context() as patch:
+            patch.setattr(Colorizer, "read", None)  # the float path is not taken
+            bytes_path = shipped.colorize_file(src, tmp_path / f"{src.stem}-bytes{suffix}")
+        assert bytes_path.read_bytes() == float_path.read_bytes(), src.name
+
+
+def test_a_colour_photo_in_bytes_has_the_float_paths_output(shipped, tmp_path, monkeypatch):
+    from PIL import Image
+
+    rng = np.random.default_rng(2)
+    rgb = cv2.GaussianBlur((rng.random((80, 100, 3)) * 255).astype(np.uint8), (0, 0), 2)
+    Image.fromarray(rgb).save(tmp_path / "colour.png")
+    whole = _float_path(shipped, tmp_path / "colour.png", tmp_path / "float.png")
+    monkeypatch.setattr(Colorizer, "read", None)
+    in_bytes = shipped.colorize_file(tmp_path / "colour.png", tmp_path / "bytes.png")
+    assert in_bytes.read_bytes() == whole.read_bytes()
+
+
+def test_large_photos_go_one_at_a_time(shipped, tmp_path, monkeypatch):
+    from colorizer import imageio, pipeline
+
+    (src, *_) = _scans(tmp_path)
+    monkeypatch.setattr(imageio, "LARGE_PHOTO_PIXELS", 1)
+    held = []
+    predict = Colorizer.predict_planes
+    monkeypatch.setattr(
+        Colorizer,
+        "predict_planes",
+        lambda self, *a, **k: (
+            held.append(pipeline._ONE_LARGE_PHOTO.locked()) or predict(self, *a, **k)
+        ),
+    )
+    shipped.colorize_file(src, tmp_path / "out.png")
+    monkeypatch.setattr(imageio, "LARGE_PHOTO_PIXELS", 10**9)
+    shipped.colorize_file(src, tmp_path / "out.png")
+    assert held == [True, False]
+
+
+def test_a_16_bit_scan_keeps_16_bits_on_the_float_path(shipped, tmp_path):
+    scan = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (48, 1))
+    cv2.imwrite(str(tmp_path / "scan.png"), scan)
+    out = shipped.colorize_file(tmp_path / "scan.png", tmp_path / "out.png")
+    assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+
+
+def test_8_bit_photos_keep_their_metadata(shipped, tmp_path):
+    from PIL import Image
+
+    (src, *_) = _scans(tmp_path)
+    with Image.open(shipped.colorize_file(src, tmp_path / "out.jpg")) as out:
+        assert out.size == (90, 120)  # turned upright
+        tags = out.getexif()
+        assert tags[0x013B] == "A. Photographer" and tags[0x0131].startswith("colorizer ")
+        assert tags.get(0x0112, 1) == 1
+        assert [round(v) for v in out.info["dpi"]] == [1200, 1200]

@@ -181,7 +181,8 @@ def test_strips_give_the_whole_image_result(height, width):
     )
     assert np.abs(whole - reference).max() < 1e-3
     as_bytes = planes.compose(lightness, ab, out_dtype=np.uint8, strip_rows=100)
-    np.testing.assert_array_equal(as_bytes, np.clip(whole * 255 + 0.5, 0, 255).astype(np.uint8))
+    # Rounded as imageio writes a float result: OpenCV's round half to even, saturated.
+    np.testing.assert_array_equal(as_bytes, cv2.convertScaleAbs(whole, alpha=255))
 
 
 def test_numpy_tables_match_the_torch_reference():
@@ -189,6 +190,20 @@ def test_numpy_tables_match_the_torch_reference():
     levels = np.linspace(0, 1, 1001)
     reference = color.lightness_from_y(color.srgb_to_linear(torch.from_numpy(levels))).numpy()
     np.testing.assert_allclose(planes.lightness_from_y(planes.srgb_to_linear(levels)), reference)
+
+
+@pytest.mark.parametrize("rows", [1, 7, 256])
+def test_lightness_of_bytes_is_the_float_paths_exactly(rows):
+    rng = np.random.default_rng(0)
+    rgb = (rng.random((300, 41, 3)) * 255).astype(np.uint8)
+    as_float = rgb.astype(np.float32) / 255
+    np.testing.assert_array_equal(
+        planes.lightness_of_bytes(rgb, strip_rows=rows), planes.lightness_image(as_float)
+    )
+    grey = rgb[..., 0]
+    expected = planes.lightness_image(np.dstack([as_float[..., 0]] * 3), grey=True)
+    np.testing.assert_array_equal(planes.lightness_of_bytes(grey), expected)
+    np.testing.assert_array_equal(planes.lightness_of_bytes(np.dstack([grey] * 3)), expected)
 
 
 def test_lightness_of_8_bit_frames_equals_the_float_path():

@@ -326,6 +326,12 @@ def _colorize_one(colorizer, src: str, dst: str, guidance, overwrite: bool) -> i
     if dst != STDIO and Path(dst).exists() and not overwrite:
         print(f"{dst}: exists; --overwrite replaces it", file=sys.stderr)
         return 1
+    if src != STDIO and dst != STDIO:
+        try:
+            print(colorizer.colorize_file(src, dst, guidance))
+        except OSError as exc:
+            raise ColorizerError(f"{dst}: cannot write ({exc.strerror or exc})") from exc
+        return 0
     if src == STDIO:
         data = sys.stdin.buffer.read()
         if not data:

@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, TypeVar, cast
 
 import cv2
 import numpy as np
@@ -84,6 +84,8 @@ _COLOUR_BLUR = 1.5  # Gaussian sigma in pixels of that copy
 # toned B&W or near-monochrome scenes (snow, fog, a grey car mirror) where either answer is fine.
 _OFF_HUE_LIMIT = 6.0
 _OFF_STRENGTH_LIMIT = 15.0
+
+_Read = TypeVar("_Read")
 
 # Serialises the rare retries that lift Pillow's global MAX_IMAGE_PIXELS (see _pillow_may_refuse).
 _PILLOW_LIMIT_LOCK = threading.Lock()
@@ -163,6 +165,47 @@ class Picture:
     grey: bool = False  # one grey channel in the source: R = G = B in ``rgb``, no colour
 
 
+# Photos this large are colorized one at a time (``Colorizer.colorize_file``): even in bytes a
+# 200 MP scan needs ~1.8 GB while it is worked on.
+LARGE_PHOTO_PIXELS = 40_000_000
+
+
+@dataclass(eq=False)
+class Pixels8:
+    """An 8-bit photo file kept as its bytes, upright: how ``Colorizer.colorize_file`` reads
+    8-bit photos, which a float ``Picture`` would hold in 4 to 12 times the memory (2.4 GB for
+    a 200 MP scan). Only files in Pillow's L, LA, RGB and RGBA modes."""
+
+    data: np.ndarray  # H x W (a grey source) or H x W x 3 (RGB) uint8, possibly a view
+    alpha: np.ndarray | None  # H x W uint8, or None
+    looks_colour: bool  # as Picture.looks_colour
+    metadata: Metadata | None
+
+
+def pixel_count(path: str | os.PathLike) -> int | None:
+    """Width x height from an image file's header, or None where it cannot be read (the
+    full read then says what is wrong)."""
+
+    def header() -> int:
+        with Image.open(path) as im:
+            return im.size[0] * im.size[1]
+
+    try:
+        return _pillow_may_refuse(header)  # the scans this is for are over Pillow's own limit
+    except Exception:
+        return None
+
+
+def read_pixels_u8(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS):
+    """The upright 8-bit pixels of an image file as a `Pixels8`, or None where the file is not
+    8-bit L, LA, RGB or RGBA (``read_image`` reads those). Checks and errors as ``read_image``.
+    """
+    path, limit = Path(path), _pixel_limit(max_pixels)
+    name = f"image file '{path}'"
+    _check_file(path, name)
+    return _pillow_may_refuse(lambda: _read_file_u8(path, name, limit))
+
+
 def read_image(src, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Picture:
     """Read `src` (a path, a PIL image or a numpy array) into a `Picture`.
 
@@ -196,6 +239,7 @@ def write_image(
     metadata: Metadata | None = None,
 ) -> Path:
     """Write float RGB in [0, 1] (H x W x 3) and optional alpha to `path`; return the path.
+    8-bit RGB (uint8, with uint8 alpha) is written as it is, at bit_depth 8 only.
 
     The format follows the suffix (see WRITE_SUFFIXES). bit_depth=16 gives 16-bit PNG and TIFF;
     JPEG, WebP and BMP hold 8 bits only and get 8. Alpha is kept in PNG, TIFF and WebP and
@@ -215,6 +259,8 @@ def write_image(
         )
     if bit_depth not in (8, 16):
         raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth!r}")
+    if getattr(rgb, "dtype", None) == np.uint8 and bit_depth != 8:
+        raise ValueError("8-bit (uint8) rgb is written at bit_depth 8 only")
     if not 1 <= jpeg_quality <= 100:
         raise ValueError(f"jpeg_quality must be between 1 and 100, got {jpeg_quality!r}")
     if png_compression is not None and png_compression not in range(10):
@@ -279,7 +325,7 @@ def _check_pixels(name: str, size: tuple[int, int], limit: int | None) -> None:
         )
 
 
-def _pillow_may_refuse(read: Callable[[], Picture]) -> Picture:
+def _pillow_may_refuse(read: Callable[[], _Read]) -> _Read:
     """Run `read` so that our pixel limit, not Pillow's global one, decides what is too big."""
     try:
         with warnings.catch_warnings():
@@ -300,29 +346,59 @@ def _pillow_may_refuse(read: Callable[[], Picture]) -> Picture:
 
 def _read_path(path: Path, limit: int | None) -> Picture:
     name = f"image file '{path}'"
+    _check_file(path, name)
+    return _pillow_may_refuse(lambda: _read_file(path, name, limit))
+
+
+def _check_file(path: Path, name: str) -> None:
     if not path.exists():
         raise _fail(name, "no such file")
     if path.is_dir():
         raise _fail(name, "it is a directory, not an image file")
     if path.stat().st_size == 0:
         raise _fail(name, "the file is empty (0 bytes)")
-    return _pillow_may_refuse(lambda: _read_file(path, name, limit))
 
 
-def _read_file(path: Path, name: str, limit: int | None) -> Picture:
+def _open_file(path: Path, name: str) -> BinaryIO:
     # Pillow gets a file object, not the path: from a path it memory-maps uncompressed TIFFs,
     # and that route garbles those with a rotating Orientation tag (seen with Pillow 13).
     try:
-        f = path.open("rb")
+        return path.open("rb")
     except PermissionError:
         raise _fail(name, "permission denied") from None
     except OSError as exc:
         raise _fail(name, exc.strerror or str(exc)) from exc
-    with f, _open(f, path, name) as im:
+
+
+def _read_file(path: Path, name: str, limit: int | None) -> Picture:
+    with _open_file(path, name) as f, _open(f, path, name) as im:
         _check_pixels(name, im.size, limit)  # Image.open read only the header so far
         if _is_deep_colour(im, path):
             return _read_deep_colour(path, name, im)
         return _read_pil(im, name, limit=None)
+
+
+def _read_file_u8(path: Path, name: str, limit: int | None) -> Pixels8 | None:
+    with _open_file(path, name) as f, _open(f, path, name) as im:
+        _check_pixels(name, im.size, limit)
+        if im.mode not in ("L", "LA", "RGB", "RGBA") or _is_deep_colour(im, path):
+            return None
+        try:
+            im.load()
+            data = np.asarray(im)
+        except (Image.DecompressionBombError, MemoryError):
+            raise
+        except Exception as exc:
+            raise _fail(name, f"the image data is corrupt or truncated ({exc})") from exc
+        data = _ORIENT.get(_orientation(im), lambda a: a)(data)  # views, as exif_transpose
+        metadata = read_metadata(im)
+    if data.ndim == 2:
+        return Pixels8(data, None, False, metadata)
+    alpha = np.ascontiguousarray(data[..., -1]) if data.shape[2] in (2, 4) else None
+    if data.shape[2] == 2:
+        return Pixels8(data[..., 0], alpha, False, metadata)
+    rgb = data[..., :3]
+    return Pixels8(rgb, alpha, _looks_colour_u8(rgb, alpha), metadata)
 
 
 def _open(f: BinaryIO, path: Path, name: str) -> Image.Image:
@@ -522,6 +598,21 @@ def _looks_colour(rgb: np.ndarray, alpha: np.ndarray | None) -> bool:
     )
 
 
+def _looks_colour_u8(rgb: np.ndarray, alpha: np.ndarray | None) -> bool:
+    """``_looks_colour`` of 8-bit RGB, from a small copy (never the whole image as floats)."""
+    if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]):
+        return False
+    height, width = rgb.shape[:2]
+    scale = min(1.0, 4 * _COLOUR_SIDE / max(height, width))  # _looks_colour shrinks it further
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = cv2.resize(np.ascontiguousarray(rgb), size, interpolation=cv2.INTER_AREA)
+    small_alpha = None if alpha is None else cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
+    return _looks_colour(
+        small.astype(np.float32) / 255,
+        None if small_alpha is None else small_alpha.astype(np.float32) / 255,
+    )
+
+
 def _small_lab(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     """N x 3 Lab values of a small, slightly blurred copy, without its transparent pixels."""
     if alpha is None:
@@ -551,23 +642,28 @@ def _with_alpha(rgb: np.ndarray, alpha: np.ndarray | None, keep: bool) -> np.nda
     """Validate and return H x W x 3, or H x W x 4 with alpha (opaque if missing) when `keep`."""
     if not (isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.size):
         raise ValueError(f"rgb must be an H x W x 3 array, got {getattr(rgb, 'shape', rgb)!r}")
-    if rgb.dtype.kind != "f":
-        raise ValueError(f"rgb must be float in [0, 1], got dtype {rgb.dtype}")
+    if rgb.dtype.kind != "f" and rgb.dtype != np.uint8:
+        raise ValueError(f"rgb must be float in [0, 1] or uint8, got dtype {rgb.dtype}")
     if alpha is not None:
         alpha = np.asarray(alpha)
         if alpha.ndim == 3 and alpha.shape[2] == 1:
             alpha = alpha[..., 0]
         if alpha.shape != rgb.shape[:2]:
             raise ValueError(f"alpha must be H x W = {rgb.shape[:2]}, got shape {alpha.shape}")
+        if (alpha.dtype == np.uint8) != (rgb.dtype == np.uint8):
+            raise ValueError(f"alpha must be of rgb's kind ({rgb.dtype}), got {alpha.dtype}")
     if not keep:
         return rgb
     if alpha is None:
-        alpha = np.ones(rgb.shape[:2], dtype=rgb.dtype)
+        opaque = 255 if rgb.dtype == np.uint8 else 1
+        alpha = np.full(rgb.shape[:2], opaque, dtype=rgb.dtype)
     return np.dstack([rgb, alpha])
 
 
 def _quantize(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Clip to [0, 1] (NaN -> 0) and round to ``dtype``; a 12 MP photo is a hot path here."""
+    if x.dtype == dtype and dtype.kind == "u":
+        return x  # already quantised (8-bit output composed straight into bytes)
     x = np.clip(x, 0, 1)
     if dtype == np.uint8:
         return cv2.convertScaleAbs(x, alpha=255)  # scale, round and saturate in one pass

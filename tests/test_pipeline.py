@@ -336,3 +336,20 @@ def test_8_bit_photos_keep_their_metadata(shipped, tmp_path):
         assert tags[0x013B] == "A. Photographer" and tags[0x0131].startswith("colorizer ")
         assert tags.get(0x0112, 1) == 1
         assert [round(v) for v in out.info["dpi"]] == [1200, 1200]
+
+
+@pytest.mark.parametrize("channels", [None, 1, 2, 3, 4])
+def test_8_bit_arrays_stay_in_bytes_with_the_float_paths_result(channels, shipped, monkeypatch):
+    from colorizer import imageio
+
+    rng = np.random.default_rng(3)
+    shape = (70, 90) if channels is None else (70, 90, channels)
+    image = cv2.GaussianBlur((rng.random(shape) * 255).astype(np.uint8), (0, 0), 2)
+    image = image.reshape(shape)
+    picture = shipped.read(image)
+    (rgb,) = shipped.colorize_pictures([picture])
+    expected = imageio.to_like(rgb, picture.alpha, image)
+    monkeypatch.setattr(Colorizer, "read", None)  # the float path is not taken
+    result = shipped.colorize(image)
+    assert result.dtype == np.uint8 and result.shape == expected.shape
+    np.testing.assert_array_equal(result, expected)

@@ -206,6 +206,18 @@ def read_pixels_u8(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_
     return _pillow_may_refuse(lambda: _read_file_u8(path, name, limit))
 
 
+def pixels_of_array(
+    arr: np.ndarray, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> Pixels8 | None:
+    """A uint8 H x W (x 1, 2, 3 or 4) array as `Pixels8` (views, no copy), or None for any
+    other array, which ``read_image`` reads (and refuses with its messages)."""
+    shape_ok = arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (1, 2, 3, 4))
+    if arr.dtype != np.uint8 or not shape_ok or arr.size == 0:
+        return None
+    _check_pixels("array", (arr.shape[1], arr.shape[0]), _pixel_limit(max_pixels))
+    return _pixels8(arr, None)
+
+
 def read_image(src, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Picture:
     """Read `src` (a path, a PIL image or a numpy array) into a `Picture`.
 
@@ -392,8 +404,13 @@ def _read_file_u8(path: Path, name: str, limit: int | None) -> Pixels8 | None:
             raise _fail(name, f"the image data is corrupt or truncated ({exc})") from exc
         data = _ORIENT.get(_orientation(im), lambda a: a)(data)  # views, as exif_transpose
         metadata = read_metadata(im)
-    if data.ndim == 2:
-        return Pixels8(data, None, False, metadata)
+    return _pixels8(data, metadata)
+
+
+def _pixels8(data: np.ndarray, metadata: Metadata | None) -> Pixels8:
+    """H x W (x 1, 2, 3 or 4) uint8 -> Pixels8: grey or RGB, and alpha where there is one."""
+    if data.ndim == 2 or data.shape[2] == 1:
+        return Pixels8(data if data.ndim == 2 else data[..., 0], None, False, metadata)
     alpha = np.ascontiguousarray(data[..., -1]) if data.shape[2] in (2, 4) else None
     if data.shape[2] == 2:
         return Pixels8(data[..., 0], alpha, False, metadata)

@@ -225,15 +225,30 @@ class Colorizer:
         *,
         size: int | None = None,
     ) -> list[Any]:
-        """Colorize several images; the result equals calling ``colorize`` on each."""
-        results = []
-        for start in range(0, len(images), batch_size):
-            chunk = images[start : start + batch_size]
-            pictures = [self.read(image) for image in chunk]
-            colorized = self.colorize_pictures(pictures, guidance, size=size)
-            for image, picture, rgb in zip(chunk, pictures, colorized, strict=True):
-                results.append(imageio.to_like(rgb, picture.alpha, image))
-        return results
+        """Colorize several images; the result equals calling ``colorize`` on each. They go
+        through the network one by one (see ``colorize_pictures``); ``batch_size`` is kept for
+        callers of earlier versions and changes nothing."""
+        del batch_size
+        return [self._colorize_any(image, guidance, size) for image in images]
+
+    def _colorize_any(self, image: Any, guidance: Guidance | None, size: int | None) -> Any:
+        unguided = guidance is None or guidance.empty
+        if unguided and isinstance(image, np.ndarray):
+            pixels = imageio.pixels_of_array(image, max_pixels=self.max_pixels)
+            if pixels is not None:  # uint8: in bytes, as colorize_file keeps 8-bit files
+                self._warn_if_colour(image, pixels.looks_colour)
+                rgb = self._colorize_lightness(planes.lightness_of_bytes(pixels.data), size)
+                return imageio.to_like(rgb, pixels.alpha, image)
+        picture = self.read(image)
+        (rgb,) = self.colorize_pictures([picture], guidance, size=size)
+        return imageio.to_like(rgb, picture.alpha, image)
+
+    def _colorize_lightness(self, lightness: np.ndarray, size: int | None = None) -> np.ndarray:
+        """The exact L* of 8-bit pixels (``planes.lightness_of_bytes``) -> H x W x 3 uint8 sRGB:
+        the network's ab composed straight into bytes, the float path's result quantised, byte
+        for byte."""
+        ab = self.predict_planes([lightness], size=size)[0]
+        return compose(lightness, ab, out_dtype=np.uint8)
 
     def colorize_file(
         self, src: str | Path, dst: str | Path, guidance: Guidance | None = None
@@ -266,8 +281,7 @@ class Colorizer:
             alpha, metadata = pixels.alpha, self.marked(pixels)
             lightness = planes.lightness_of_bytes(pixels.data)
             del pixels  # the source's bytes are not needed again
-            ab = self.predict_planes([lightness])[0]
-            rgb = compose(lightness, ab, out_dtype=np.uint8)
+            rgb = self._colorize_lightness(lightness)
             del lightness
             return imageio.write_image(dst, rgb, alpha, metadata=metadata)
 

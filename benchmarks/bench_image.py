@@ -251,5 +251,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT / "tests"))  # the random Caffe release the tests write
+    sys.path.insert(0, str(ROOT / "tests" / "models"))  # the random Caffe release the tests write
     sys.exit(main())

@@ -1,4 +1,8 @@
-"""Shared fixtures: a tiny registered architecture whose output is known exactly."""
+"""Fixtures shared by every test folder: a tiny registered architecture whose output is known.
+
+Fixtures used by one folder only live in that folder's conftest.py; plain helpers and
+constants live in tests/support.py.
+"""
 
 import os
 from pathlib import Path
@@ -8,43 +12,37 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from colorizer.registry import ARCHITECTURES, register_architecture
+from tests.support import CONSTANT_AB, registered_architecture
 
 # Colorizers run on PyTorch unless a test asks for a backend (tests/test_runtime.py): the
 # fixture models are checked against PyTorch, and nothing is exported to the user's cache.
 # Set here, before any fixture builds a colorizer; subprocesses inherit it.
 os.environ["COLORIZER_BACKEND"] = "torch"
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-CONSTANT_AB = (20.0, -10.0)
+
+class ConstantColour(nn.Module):
+    """A 1x1 conv whose trained weights make ab constant: the expected output is exact."""
+
+    input_multiple = 8
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 1)
+
+    def forward(self, l: torch.Tensor) -> torch.Tensor:  # noqa: E741 - L is the Lab name
+        return self.conv((l - 50) / 100) * 110
 
 
-def shared_path(*parts: str) -> Path:
-    """A path under ../shared, or skip the test with the reason when it is absent."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{path} is absent: ../shared is not beside this checkout")
-    return path
-
-
-if "test-constant" not in ARCHITECTURES:
-
-    @register_architecture("test-constant")
-    class ConstantColour(nn.Module):
-        """A 1x1 conv whose trained weights make ab constant: the expected output is exact."""
-
-        input_multiple = 8
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv = nn.Conv2d(1, 2, 1)
-
-        def forward(self, l: torch.Tensor) -> torch.Tensor:  # noqa: E741 - L is the Lab name
-            return self.conv((l - 50) / 100) * 110
+@pytest.fixture(scope="session", autouse=True)
+def constant_architecture():
+    """The architecture "test-constant", registered for the whole session (tests name it in
+    CLI arguments and server settings without asking for a fixture) and removed at its end."""
+    with registered_architecture("test-constant", ConstantColour) as cls:
+        yield cls
 
 
 @pytest.fixture(scope="session")
-def constant_weights(tmp_path_factory) -> Path:
+def constant_weights(constant_architecture, tmp_path_factory) -> Path:
     """Weights for test-constant that give ab = CONSTANT_AB everywhere."""
     path = tmp_path_factory.mktemp("weights") / "constant.safetensors"
     state = {

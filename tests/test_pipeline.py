@@ -6,12 +6,12 @@ import threading
 import cv2
 import numpy as np
 import pytest
-from conftest import CONSTANT_AB
 from PIL import Image
 from skimage import color as skcolor
 
 from colorizer import Colorizer, ImageReadError, WeightsError
 from colorizer.errors import ColorizerError
+from tests.support import CONSTANT_AB
 
 
 @pytest.fixture(scope="module")

@@ -4,13 +4,13 @@ import socket
 
 import numpy as np
 import pytest
-from conftest import shared_path
 from skimage import color as skcolor
 
 from colorizer import Colorizer, evaluate, weights
 from colorizer.cli import main
 from colorizer.pipeline import DEFAULT_MODEL
 from colorizer.train.export import read_metadata
+from tests.support import shared_path
 
 
 @pytest.fixture(scope="module")

@@ -9,17 +9,6 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
-from test_video import (  # noqa: F401 - the fixtures clip, colorizer, texture_weights
-    FRAMES,
-    OPTIONS,
-    assert_same_frames,
-    clip,
-    colorizer,
-    decoded_frames,
-    kill_at_frame_write,
-    texture_weights,
-    write_clip,
-)
 
 from colorizer.cli import main
 from colorizer.models.refiner import VideoRefiner, warp_tensor
@@ -28,6 +17,14 @@ from colorizer.video.colorize import VideoOptions, colorize_video
 from colorizer.video.consistency import FlowPropagator
 from colorizer.video.metrics import warping_error
 from colorizer.video.refiner import RefinerPropagator
+from tests.video.clips import (
+    FRAMES,
+    OPTIONS,
+    assert_same_frames,
+    decoded_frames,
+    kill_at_frame_write,
+    write_clip,
+)
 
 HEIGHT, WIDTH = 48, 64
 
@@ -142,7 +139,7 @@ def test_refiner_propagator_runs_frame_by_frame(refiner_weights):
     assert propagator.state is not None and propagator.state.hidden is not None
 
 
-def test_refiner_video_resumes_exactly(colorizer, clip, tmp_path, refiner_weights, monkeypatch):  # noqa: F811 - fixtures from test_video
+def test_refiner_video_resumes_exactly(colorizer, clip, tmp_path, refiner_weights, monkeypatch):
     options = VideoOptions(segment_seconds=1.0, batch_size=4, refiner=str(refiner_weights))
     clean = tmp_path / "clean.mp4"
     colorize_video(colorizer, clip, clean, options)
@@ -156,7 +153,7 @@ def test_refiner_video_resumes_exactly(colorizer, clip, tmp_path, refiner_weight
     assert_same_frames(clean, resumed)
 
 
-def test_progress_callback_counts_every_frame(colorizer, clip, tmp_path):  # noqa: F811 - fixtures from test_video
+def test_progress_callback_counts_every_frame(colorizer, clip, tmp_path):
     seen = []
     colorize_video(
         colorizer, clip, tmp_path / "out.mp4", OPTIONS, on_progress=lambda *a: seen.append(a)
@@ -198,7 +195,7 @@ def test_refiner_family_takes_a_step_on_camera_motion_sequences():
 # --------------------------------------------------------------------------- command line
 
 
-def test_cli_colorizes_a_film(clip, tmp_path, capsys, texture_weights):  # noqa: F811 - fixtures from test_video
+def test_cli_colorizes_a_film(clip, tmp_path, capsys, texture_weights):
     out = tmp_path / "film.mkv"
     code = main(
         [

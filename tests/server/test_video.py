@@ -11,10 +11,9 @@ pytest.importorskip("fastapi", reason="the app extra is not installed")
 av = pytest.importorskip("av", reason="PyAV is not installed")
 httpx = pytest.importorskip("httpx", reason="httpx is not installed")
 
-from live_server import LiveServer, wait_for  # noqa: E402
-from test_server_api import MODEL, BlockingColorizer, detail, settings  # noqa: E402
-
 from colorizer.server import create_app  # noqa: E402
+from tests.server.live_server import LiveServer, wait_for  # noqa: E402
+from tests.server.test_api import MODEL, BlockingColorizer, detail, settings  # noqa: E402
 
 FRAMES, WIDTH, HEIGHT, FPS = 12, 64, 48, 12
 

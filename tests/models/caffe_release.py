@@ -2,7 +2,7 @@
 
 The real caffemodel cannot be downloaded here, so a full-size one with seeded random weights is
 written from the deploy prototxt with the ``protobuf`` package, using message classes built at
-run time (no Caffe, and none of colorizer's decoder). Used by tests/test_caffe.py and by
+run time (no Caffe, and none of colorizer's decoder). Used by tests/models/test_caffe.py and by
 benchmarks/bench_image.py.
 """
 

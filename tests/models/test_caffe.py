@@ -14,14 +14,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from caffe_release import (
-    INJECTED,
-    LEGACY_LAYERS,
-    caffe_messages,
-    fill_blob,
-    opencv_eccv16,
-    write_random_release,
-)
 
 from colorizer.errors import WeightsError
 from colorizer.models.caffe import (
@@ -32,8 +24,16 @@ from colorizer.models.caffe import (
     read_caffemodel_blobs,
 )
 from colorizer.weights import create_model
+from tests.models.caffe_release import (
+    INJECTED,
+    LEGACY_LAYERS,
+    caffe_messages,
+    fill_blob,
+    opencv_eccv16,
+    write_random_release,
+)
+from tests.support import SHARED
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 ECCV16_DATA = SHARED / "data" / "eccv16"
 JSON_PATH = SHARED / "docs" / "official_state_dicts.json"
 

@@ -23,30 +23,35 @@ from colorizer.guidance import (
     reference,
 )
 from colorizer.models.colornet_hints import hint_channels
-from colorizer.registry import ARCHITECTURES, register_architecture
+from tests.support import registered_architecture
 
-if "test-hint-echo" not in ARCHITECTURES:
 
-    @register_architecture("test-hint-echo")
-    class HintEcho(nn.Module):
-        """Takes hints as published and paints the mean hinted ab over the whole image."""
+class HintEcho(nn.Module):
+    """Takes hints as published and paints the mean hinted ab over the whole image."""
 
-        accepts_hints = True
-        input_multiple = 8
+    accepts_hints = True
+    input_multiple = 8
 
-        def __init__(self) -> None:
-            super().__init__()
-            self.scale = nn.Parameter(torch.ones(1))
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1))
 
-        def forward(self, l, hint_ab=None, hint_mask=None):  # noqa: E741
-            if hint_mask is None or hint_mask.sum() == 0:
-                return torch.zeros_like(l).repeat(1, 2, 1, 1)
-            mean = (hint_ab * hint_mask).sum((2, 3), keepdim=True) / hint_mask.sum((2, 3), True)
-            return self.scale * mean.expand(-1, -1, *l.shape[-2:])
+    def forward(self, l, hint_ab=None, hint_mask=None):  # noqa: E741
+        if hint_mask is None or hint_mask.sum() == 0:
+            return torch.zeros_like(l).repeat(1, 2, 1, 1)
+        mean = (hint_ab * hint_mask).sum((2, 3), keepdim=True) / hint_mask.sum((2, 3), True)
+        return self.scale * mean.expand(-1, -1, *l.shape[-2:])
 
 
 @pytest.fixture(scope="module")
-def echo(tmp_path_factory):
+def hint_echo_architecture():
+    """The architecture "test-hint-echo" while this module's tests run, removed after them."""
+    with registered_architecture("test-hint-echo", HintEcho) as cls:
+        yield cls
+
+
+@pytest.fixture(scope="module")
+def echo(hint_echo_architecture, tmp_path_factory):
     path = tmp_path_factory.mktemp("echo") / "echo.safetensors"
     save_file({"scale": torch.ones(1)}, str(path))
     return Colorizer("test-hint-echo", weights=path, size=32, device="cpu")

@@ -16,13 +16,13 @@ pytest.importorskip("fastapi", reason="the app extra is not installed")
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is not installed")
 
 from hypothesis import HealthCheck, settings  # noqa: E402
-from live_server import LiveServer  # noqa: E402
-from test_server_api import MODEL  # noqa: E402
-from test_server_api import settings as server_settings  # noqa: E402
 
 from colorizer.server import create_app  # noqa: E402
+from tests.server.live_server import LiveServer  # noqa: E402
+from tests.server.test_api import MODEL  # noqa: E402
+from tests.server.test_api import settings as server_settings  # noqa: E402
 
-# More for a deeper run: COLORIZER_FUZZ_EXAMPLES=500 python -m pytest tests/test_server_fuzz.py
+# More for a deeper run: COLORIZER_FUZZ_EXAMPLES=500 python -m pytest tests/server/test_fuzz.py
 EXAMPLES_PER_OPERATION = int(os.environ.get("COLORIZER_FUZZ_EXAMPLES", "25"))
 
 

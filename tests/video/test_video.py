@@ -2,131 +2,30 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
-import torch
-from safetensors.torch import save_file
-from torch import nn
 
 from colorizer.errors import ColorizerError
-from colorizer.pipeline import Colorizer
-from colorizer.registry import ARCHITECTURES, register_architecture
 from colorizer.video import VideoOptions, colorize_video
-from colorizer.video import output as video_output
-
-FPS = 12
-FRAMES = 24
-WIDTH, HEIGHT = 96, 64
-SAMPLE_RATE = 16000
-
-if "test-video-conv" not in ARCHITECTURES:
-
-    @register_architecture("test-video-conv")
-    class TextureColour(nn.Module):
-        """A fixed random 5x5 conv: colours that follow the image content, as a real model's."""
-
-        input_multiple = 8
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv = nn.Conv2d(1, 2, 5, padding=2)
-
-        def forward(self, l: torch.Tensor) -> torch.Tensor:  # noqa: E741 - L is the Lab name
-            return torch.tanh(self.conv((l - 50) / 25)) * 60
-
-
-@pytest.fixture(scope="module")
-def texture_weights(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "texture.safetensors"
-    save_file(TextureColour().state_dict(), str(path))
-    return path
-
-
-@pytest.fixture(scope="module")
-def colorizer(texture_weights) -> Colorizer:
-    return Colorizer("test-video-conv", weights=texture_weights, size=32, device="cpu")
-
-
-def moving_shapes(index: int) -> np.ndarray:
-    """A grey field with a red block moving right and a green block moving left."""
-    frame = np.full((HEIGHT, WIDTH, 3), 90, np.uint8)
-    frame[10:30, 2 * index : 2 * index + 20] = (220, 40, 40)
-    frame[35:55, 60 - index : 80 - index] = (40, 200, 60)
-    return frame
-
-
-def write_clip(path: Path, *, audio: bool = True, video: bool = True) -> Path:
-    """A small H.264 + AAC (440 Hz sine) MP4 with a title, made with PyAV.
-
-    Both streams are added before anything is muxed: the header is written with the first
-    packet, and a stream added after it has no time base (PyAV: "Cannot rebase to zero time").
-    """
-    with av.open(str(path), "w") as container:
-        container.metadata["title"] = "synthetic test clip"
-        picture = _video_stream(container) if video else None
-        sound = _audio_stream(container) if audio else None
-        if picture is not None:
-            _write_video(container, picture)
-        if sound is not None:
-            _write_tone(container, sound)
-    return path
-
-
-def _video_stream(container):
-    stream = container.add_stream("libx264", rate=FPS, options={"preset": "ultrafast"})
-    stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-    return stream
-
-
-def _audio_stream(container):
-    stream = container.add_stream("aac", rate=SAMPLE_RATE)
-    stream.layout = "mono"
-    return stream
-
-
-def _write_video(container, stream) -> None:
-    for index in range(FRAMES):
-        frame = av.VideoFrame.from_ndarray(moving_shapes(index), format="rgb24")
-        frame.pts, frame.time_base = index, Fraction(1, FPS)
-        container.mux(stream.encode(frame))
-    container.mux(stream.encode(None))
-
-
-def _write_tone(container, stream) -> None:
-    samples = FRAMES * SAMPLE_RATE // FPS
-    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / SAMPLE_RATE)).astype(np.float32)
-    for start in range(0, samples, 1024):
-        frame = av.AudioFrame.from_ndarray(
-            tone[None, start : start + 1024].copy(), format="fltp", layout="mono"
-        )
-        frame.sample_rate, frame.pts = SAMPLE_RATE, start
-        frame.time_base = Fraction(1, SAMPLE_RATE)
-        container.mux(stream.encode(frame))
-    container.mux(stream.encode(None))
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> Path:
-    return write_clip(tmp_path_factory.mktemp("clip") / "clip.mp4")
-
-
-def decoded_frames(path: Path) -> list[tuple[int, np.ndarray]]:
-    with av.open(str(path)) as container:
-        return [(f.pts, f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
-
-
-def audio_packets(path: Path) -> list[tuple[int, int, bytes]]:
-    with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
-        return [(p.pts, p.duration, bytes(p)) for p in container.demux(stream) if p.size]
-
-
-OPTIONS = VideoOptions(segment_seconds=0.5, batch_size=4)
+from tests.video.clips import (
+    FPS,
+    FRAMES,
+    HEIGHT,
+    OPTIONS,
+    SAMPLE_RATE,
+    WIDTH,
+    assert_same_frames,
+    audio_packets,
+    decoded_frames,
+    kill_at_frame_write,
+    moving_shapes,
+    video_stream,
+    write_clip,
+    write_video,
+)
 
 
 def test_keeps_frames_timing_resolution_and_audio(colorizer, clip, tmp_path):
@@ -146,26 +45,6 @@ def test_keeps_frames_timing_resolution_and_audio(colorizer, clip, tmp_path):
     block = frames[5][1][12:28, 14:26].astype(int)  # inside the moving red block, now recoloured
     assert np.ptp(block, axis=-1).mean() > 5
     assert not out.with_name("colour.mp4.parts").exists()
-
-
-def kill_at_frame_write(patch: pytest.MonkeyPatch, number: int) -> None:
-    """Make the ``number``-th frame written raise KeyboardInterrupt, as a kill would."""
-    write, calls = video_output.SegmentWriter.write, []
-
-    def killed(self, *args):
-        calls.append(1)
-        if len(calls) == number:
-            raise KeyboardInterrupt
-        write(self, *args)
-
-    patch.setattr(video_output.SegmentWriter, "write", killed)
-
-
-def assert_same_frames(clip_a: Path, clip_b: Path) -> None:
-    """Both films decode to the same frames at the same timestamps, bit for bit."""
-    for (pts_a, a), (pts_b, b) in zip(decoded_frames(clip_a), decoded_frames(clip_b), strict=True):
-        assert pts_a == pts_b
-        np.testing.assert_array_equal(a, b)
 
 
 def test_resume_after_kill_matches_an_uninterrupted_run(colorizer, clip, tmp_path, monkeypatch):
@@ -195,7 +74,7 @@ import hashlib, sys
 from fractions import Fraction
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
-from test_video import FPS, FRAMES, HEIGHT, WIDTH, moving_shapes
+from tests.video.clips import FPS, FRAMES, HEIGHT, WIDTH, moving_shapes
 from colorizer.video.output import EncoderSettings, SegmentWriter
 from colorizer.video.source import SourceInfo
 
@@ -226,7 +105,7 @@ def test_encoder_output_does_not_depend_on_uninitialised_memory(tmp_path):
         out = tmp_path / f"segment-{perturb}.mov"
         env = {**os.environ, "MALLOC_PERTURB_": perturb}
         subprocess.run(
-            [sys.executable, "-c", _ENCODE_SEGMENT, str(out), str(Path(__file__).parent)],
+            [sys.executable, "-c", _ENCODE_SEGMENT, str(out), str(Path(__file__).parents[2])],
             env=env,
             check=True,
             timeout=120,
@@ -270,7 +149,7 @@ def damaged_in_the_middle(path: Path, clip: Path) -> Path:
     """A Matroska file (header intact) whose middle is overwritten with noise."""
     whole = path.with_suffix(".mkv")
     with av.open(str(whole), "w") as container:
-        _write_video(container, _video_stream(container))
+        write_video(container, video_stream(container))
     data = bytearray(whole.read_bytes())
     middle = len(data) // 2
     data[middle : middle + 400] = np.random.default_rng(0).bytes(400)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -22,8 +21,9 @@ from colorizer.models.eccv16 import ECCV16
 from colorizer.models.siggraph17 import SIGGRAPH17
 from colorizer.registry import ARCHITECTURES
 from colorizer.weights import create_model
+from tests.support import SHARED
 
-JSON_PATH = Path(__file__).resolve().parents[2] / "shared" / "docs" / "official_state_dicts.json"
+JSON_PATH = SHARED / "docs" / "official_state_dicts.json"
 ARCHS = ["eccv16", "siggraph17"]
 
 Entry = tuple[str, tuple[int, ...], str]  # (key, shape, dtype name) as in the JSON

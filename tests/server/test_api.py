@@ -17,11 +17,10 @@ from PIL import Image
 pytest.importorskip("fastapi", reason="the app extra is not installed")
 httpx = pytest.importorskip("httpx", reason="httpx is not installed")
 
-from live_server import LiveServer, wait_for  # noqa: E402
-
 from colorizer.pipeline import Colorizer  # noqa: E402
 from colorizer.server import ServerSettings, create_app  # noqa: E402
 from colorizer.server import models as server_models  # noqa: E402
+from tests.server.live_server import LiveServer, wait_for  # noqa: E402
 
 MODEL = "test-constant"
 RELEASE_LIMIT_S = 30.0  # a blocked worker gives up after this, so a failing test cannot hang

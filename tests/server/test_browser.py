@@ -24,10 +24,9 @@ if not CHROMIUM.exists():
 pytest.importorskip("fastapi", reason="the app extra is not installed")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
-from conftest import SHARED  # noqa: E402
-from live_server import LiveServer  # noqa: E402
-
 from colorizer.server import ServerSettings, create_app  # noqa: E402
+from tests.server.live_server import LiveServer  # noqa: E402
+from tests.support import SHARED  # noqa: E402
 
 SCREENSHOT_LIMIT = 300_000
 UI_LIMIT_MS = 60_000  # a hang guard for waits in the page, not a timing assertion
@@ -162,7 +161,7 @@ def test_example_photos_are_offered_and_open(page, tmp_path):
 
 def test_a_video_shows_its_result_with_a_before_after_slider(server, page, tmp_path):
     pytest.importorskip("av", reason="PyAV is not installed")
-    from test_server_video import write_clip
+    from tests.server.test_video import write_clip
 
     clip = write_clip(tmp_path / "film.mp4")
     page.goto(server.url)

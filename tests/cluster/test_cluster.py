@@ -24,7 +24,7 @@ from colorizer.cli import main
 if importlib.util.find_spec("ray") is None:
     pytest.skip("ray is not installed: pip install 'colorizer[cluster]'", allow_module_level=True)
 
-from test_video import audio_packets, decoded_frames, write_clip
+from tests.video.clips import audio_packets, decoded_frames, write_clip
 
 MODEL = ["--model", "colornet-v1", "--size", "64", "--device", "cpu"]
 ACTOR_CLASS = "ColorizeActor"

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import shared_path
 
 from colorizer import color
 from colorizer.models.colornet import ColorNet
@@ -26,6 +25,7 @@ from colorizer.train.families import (
 )
 from colorizer.train.som import fit_som, quantisation_error
 from colorizer.weights import architecture
+from tests.support import shared_path
 
 # family -> (model kwargs, crop): small enough for a quick CPU step.
 SMALL = {
@@ -118,7 +118,7 @@ def test_som_mlp_colours_come_from_the_codebook():
     torch.testing.assert_close(ab, expected)
 
 
-# The refiner needs frame sequences: its step is tested in test_video_consistency.py.
+# The refiner needs frame sequences: its step is tested in tests/video/test_consistency.py.
 @pytest.mark.parametrize("family_name", sorted(set(FAMILIES) - {"refiner"}))
 def test_one_optimisation_step(family_name):
     kwargs, crop = SMALL[family_name]

@@ -15,11 +15,10 @@ from PIL import Image
 pytest.importorskip("fastapi", reason="the app extra is not installed")
 httpx = pytest.importorskip("httpx", reason="httpx is not installed")
 
-from live_server import LiveServer, wait_for  # noqa: E402
-from test_server_api import MODEL, png_bytes, post_image, settings  # noqa: E402
-
 from colorizer.server import create_app  # noqa: E402
 from colorizer.weights import cache_dir  # noqa: E402
+from tests.server.live_server import LiveServer, wait_for  # noqa: E402
+from tests.server.test_api import MODEL, png_bytes, post_image, settings  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +172,7 @@ def test_a_model_not_downloaded_names_the_model_not_the_cache(constant, tmp_path
 
 
 def test_parallel_gets_download_a_result_exactly_once(server, tmp_path):
-    from test_server_video import finished, submit, write_clip
+    from tests.server.test_video import finished, submit, write_clip
 
     clip = write_clip(tmp_path / "clip.mp4", frames=20).read_bytes()
     job = submit(server.url, clip).json()

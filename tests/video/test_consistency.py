@@ -233,3 +233,19 @@ def test_cli_names_a_file_without_video(tmp_path, capsys):
     sound = write_clip(tmp_path / "sound.m4a", video=False)
     assert main(["video", str(sound), "--device", "cpu", "-q"]) == 1
     assert "sound.m4a: has no video stream" in capsys.readouterr().err
+
+
+def test_the_video_evaluation_csv_is_written_whole(tmp_path):
+    import csv
+
+    from colorizer.video.evaluate import ClipScores, write_csv
+
+    row = {"psnr": 20.0, "auc": 0.5, "cf": 30.0, "cf_truth": 40.0}
+    scores = ClipScores("a.mp4", 2, {"flow": 1.5}, {"flow": [row, {**row, "psnr": 22.0}]})
+    out = tmp_path / "eval" / "video.csv"
+    write_csv(out, [scores])
+    with out.open(newline="") as f:
+        (written,) = list(csv.DictReader(f))
+    assert written["clip"] == "a.mp4" and float(written["psnr"]) == 21.0
+    assert float(written["warping"]) == 1.5
+    assert sorted(p.name for p in out.parent.iterdir()) == ["video.csv"]  # no temp file left

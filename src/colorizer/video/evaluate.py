@@ -25,6 +25,7 @@ import numpy as np
 
 from colorizer import imageio, metrics, planes
 from colorizer.errors import ColorizerError
+from colorizer.files import atomic_write
 from colorizer.pipeline import Colorizer
 from colorizer.planes import resize_plane
 from colorizer.video import flow
@@ -186,8 +187,7 @@ def format_table(results: list[ClipScores]) -> str:
 
 def write_csv(path: Path, results: list[ClipScores]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
-    with partial.open("w", newline="") as handle:
+    with atomic_write(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["clip", "frames", "method", "warping", "psnr", "auc", "cf", "cf_truth"])
         for result in results:
@@ -196,4 +196,3 @@ def write_csv(path: Path, results: list[ClipScores]) -> None:
                     [result.clip, result.frames, method]
                     + [m[k] for k in ("warping", "psnr", "auc", "cf", "cf_truth")]
                 )
-    partial.replace(path)

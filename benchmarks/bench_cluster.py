@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from timing import Stopwatch
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 PHOTOS = SHARED / "data" / "bw"
 CLIPS = ["04_film_tears_of_steel_scene_cuts_audio", "06_outdoor_airplane_pan_audio_360p"]
@@ -66,18 +68,18 @@ def run_local(photos: Path, out: Path, model: str, size: int | None = None) -> d
     from colorizer.cli import find_inputs, plan_jobs
     from colorizer.pipeline import Colorizer
 
-    started = time.perf_counter()
+    watch = Stopwatch()
     colorizer = Colorizer(model, device="cpu", size=size)
-    loaded = time.perf_counter()
+    loaded = watch.elapsed()
     stamps = []
     for job in plan_jobs(find_inputs([str(photos)], False)[0], out, ".png"):
         colorizer.colorize_file(job.src, job.dst)
-        stamps.append(time.perf_counter())
+        stamps.append(watch.elapsed())
     return {
         "files": len(stamps),
-        "load_s": loaded - started,
-        "total_s": stamps[-1] - started,
-        "first_s": stamps[0] - started,
+        "load_s": loaded,
+        "total_s": stamps[-1],
+        "first_s": stamps[0],
         "steady_per_file_s": (stamps[-1] - stamps[0]) / (len(stamps) - 1),
     }
 
@@ -86,23 +88,23 @@ def run_ray(photos: Path, out: Path, model: str, **options) -> dict[str, float]:
     """One job on Ray; the time to the first result and the rate after it."""
     from colorizer.cluster import colorize_images
 
-    stamps: list[float] = []
-    started = time.perf_counter()
+    stamps: list[tuple[float, int]] = []
+    watch = Stopwatch()
     report = colorize_images(
         str(photos),
         out,
         model=model,
         device="cpu",
-        on_progress=lambda finished, total: stamps.append((time.perf_counter(), finished)),
+        on_progress=lambda finished, total: stamps.append((watch.elapsed(), finished)),
         **({"batch_size": 1} | options),
     )
-    ended = time.perf_counter()
+    ended = watch.elapsed()
     assert not report.failed and not report.skipped, report.failed
     files = len(report.done)
     return {
         "files": files,
-        "total_s": ended - started,
-        "first_s": stamps[0][0] - started,
+        "total_s": ended,
+        "first_s": stamps[0][0],
         "steady_per_file_s": (stamps[-1][0] - stamps[0][0]) / (files - stamps[0][1]),
     }
 
@@ -145,6 +147,7 @@ def skipped_rate(photos: Path, out: Path, batch: int) -> float:
     from colorizer.cluster import colorize_images
 
     stamps: list[tuple[float, int]] = []
+    watch = Stopwatch()
     report = colorize_images(
         str(photos),
         out,
@@ -153,7 +156,7 @@ def skipped_rate(photos: Path, out: Path, batch: int) -> float:
         device="cpu",
         actors=1,
         batch_size=batch,
-        on_progress=lambda finished, total: stamps.append((time.perf_counter(), finished)),
+        on_progress=lambda finished, total: stamps.append((watch.elapsed(), finished)),
     )
     assert not report.done and not report.failed
     return (len(report.skipped) - stamps[0][1]) / (stamps[-1][0] - stamps[0][0])
@@ -260,9 +263,9 @@ def photos_benchmark(work: Path, args: argparse.Namespace) -> None:
     print("| run | photos/s (steady) | per photo s | first result s | total s |")
     print("|---|---|---|---|---|")
     print_row(f"local engine (model load {local['load_s']:.1f} s)", local)
-    started = time.perf_counter()
+    watch = Stopwatch()
     with ray_session(num_cpus=2):
-        start_s = time.perf_counter() - started
+        start_s = watch.elapsed()
         rows = {n: run_ray(photos, work / f"ray-{n}", args.model, actors=n) for n in (1, 2)}
     for actors, row in rows.items():
         assert outputs(work / f"ray-{actors}") == expected, "Ray's outputs differ"

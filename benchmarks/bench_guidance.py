@@ -16,11 +16,11 @@ compared with the baseline's (mean |delta ab|, Lab units, full resolution).
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+from timing import best_of
 
 from colorizer import Colorizer, imageio, planes
 from colorizer.guidance import Guidance, core, propagate, strokes
@@ -44,15 +44,6 @@ def stroke_layers(colorizer: Colorizer, lightness: np.ndarray):
     mine = strokes.hint_strokes(points, height, width, colorizer.size)
     base = strokes.clear_near(base, mine[1], max(2, round(max(height, width) / 24)))
     return strokes.merge([base, mine], height, width), points
-
-
-def timed(function, repeat: int):
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = function()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def main() -> None:
@@ -93,9 +84,9 @@ def main() -> None:
         )
     results = {}
     for name, run in methods.items():
-        results[name] = timed(run, args.repeat)
+        results[name] = best_of(run, args.repeat)
         print(f"  {name}: {results[name][0]:.2f} s", flush=True)
-    guided, _ = timed(
+    guided, _ = best_of(
         lambda: colorizer.colorize(picture.rgb, Guidance(points=points, propagate=True)),
         args.repeat,
     )

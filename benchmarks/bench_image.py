@@ -23,39 +23,18 @@ import copy
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from timing import best_times, ratio
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 PROTOTXT = SHARED / "data" / "eccv16" / "colorization_deploy_v2.prototxt"
-
-
-def best_times(functions: dict, repeat: int) -> dict[str, float]:
-    """Best wall time of each function over ``repeat`` rounds, after one warm-up call each.
-
-    The functions run interleaved, round by round, so that a burst of load from elsewhere on a
-    noisy machine hits them all alike instead of one of them.
-    """
-    times: dict[str, list[float]] = {name: [] for name in functions}
-    for function in functions.values():
-        function()
-    for _ in range(repeat):
-        for name, function in functions.items():
-            start = time.perf_counter()
-            function()
-            times[name].append(time.perf_counter() - start)
-    return {name: min(values) for name, values in times.items()}
-
-
-def best_time(function, repeat: int) -> float:
-    return best_times({"f": function}, repeat)["f"]
 
 
 def grey_photo(height: int, width: int) -> np.ndarray:
@@ -223,24 +202,25 @@ def main() -> int:
 
     print("\nend to end (decoded array in, colour array out), seconds:")
     for label, timings in rows:
-        ratio = timings["a_published"] / timings["c_ours"]
+        speedup = ratio(timings["a_published"], timings["c_ours"], "5.2f")
         cells = "  ".join(f"{name} {t:7.3f}" for name, t in sorted(timings.items()))
-        print(f"  {label:>10}: {cells}   published/ours = {ratio:5.2f}x")
+        print(f"  {label:>10}: {cells}   published/ours = {speedup}")
         if "d_ours_openvino" in timings:
             print(
                 f"{'':14}published/ours_openvino = "
-                f"{timings['a_published'] / timings['d_ours_openvino']:5.2f}x"
+                f"{ratio(timings['a_published'], timings['d_ours_openvino'], '5.2f')}"
             )
         if "b_opencv_caffe" in timings:
             print(
-                f"{'':14}opencv_caffe/ours = {timings['b_opencv_caffe'] / timings['c_ours']:5.2f}x"
+                f"{'':14}opencv_caffe/ours = "
+                f"{ratio(timings['b_opencv_caffe'], timings['c_ours'], '5.2f')}"
             )
     print(f"\nnetwork only, ECCV16 at 256x256 ({macs / 1e9:.1f} GMACs), seconds:")
     print(f"  published eager {net_published:.3f}   ours {net_ours:.3f}")
     if "openvino" in networks:
         print(
             f"  ours on OpenVINO {networks['openvino']:.3f} "
-            f"({net_ours / networks['openvino']:.2f}x faster than eager)"
+            f"({ratio(net_ours, networks['openvino'])} faster than eager)"
         )
     print(f"  convolution floor (each conv alone, best format, summed) {floor:.3f}")
     print(f"  ours / floor = {net_ours / floor:.2f}   (target <= 1.25)")

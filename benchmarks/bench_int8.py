@@ -24,7 +24,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_image import best_times  # noqa: E402
+from timing import best_times, ratio  # noqa: E402
 
 
 def lightness_inputs(folder: Path, count: int) -> list[np.ndarray]:
@@ -94,7 +94,7 @@ def main() -> int:
         times = best_times({"fp32": lambda: fp32.network(x), "int8": lambda: int8.network(x)}, 10)
         print(
             f"network per 256 x 256 image: float32 {times['fp32'] * 1000:.1f} ms, "
-            f"int8 {times['int8'] * 1000:.1f} ms ({times['fp32'] / times['int8']:.2f}x)"
+            f"int8 {times['int8'] * 1000:.1f} ms ({ratio(times['fp32'], times['int8'])})"
         )
 
         photos = evaluate.find_photos(Path(args.eval))[: args.limit]

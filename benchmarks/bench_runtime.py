@@ -24,7 +24,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
@@ -35,17 +34,15 @@ SHARED = ROOT.parent / "shared"
 BW = SHARED / "data" / "bw"
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_image import best_times, grey_photo  # noqa: E402
+from bench_image import grey_photo  # noqa: E402
+from timing import best_time, best_times, ratio  # noqa: E402
 
 
 def wall(command: list[str], env: dict, repeat: int) -> float:
     """Best wall time of a command (after one warm-up run: file caches, the export)."""
-    times = []
-    for _ in range(repeat + 1):
-        start = time.perf_counter()
-        subprocess.run(command, env=env, check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return min(times[1:])
+    return best_time(
+        lambda: subprocess.run(command, env=env, check=True, capture_output=True), repeat
+    )
 
 
 def network_stage(repeat: int) -> None:
@@ -72,7 +69,7 @@ def network_stage(repeat: int) -> None:
         eager, ov = times["torch"] * 1000 / batch, times["openvino"] * 1000 / batch
         print(
             f"  batch {batch}: PyTorch eager {eager:6.1f}   OpenVINO {ov:6.1f}   "
-            f"eager/OpenVINO = {eager / ov:.2f}x"
+            f"eager/OpenVINO = {ratio(eager, ov)}"
         )
         delta = np.abs(fast.network(light) - torch_side.predict_ab(tensor).numpy()).mean()
         print(f"           mean |delta ab| OpenVINO vs PyTorch {delta:.5f}")
@@ -98,7 +95,7 @@ def start_up(home: Path, repeat: int) -> None:
     }
     print(f"\n2. start-up, wall seconds, best of {repeat} ({photo_size(photo)})")
     for label, seconds in rows.items():
-        print(f"  {label:<50} {seconds:6.2f}   {seconds / baseline:5.1f}x baseline")
+        print(f"  {label:<50} {seconds:6.2f}   {ratio(seconds, baseline, '5.1f')} baseline")
 
 
 def photo_size(path: Path) -> str:
@@ -137,7 +134,7 @@ def full_resolution(repeat: int) -> None:
     base = times["whole image (before)"]
     print("\n3. full resolution, 4000 x 3000, seconds")
     for label, seconds in times.items():
-        print(f"  {label:<38} {seconds:6.3f}   {base / seconds:5.2f}x faster than before")
+        print(f"  {label:<38} {seconds:6.3f}   {ratio(base, seconds, '5.2f')} faster than before")
 
 
 def png_levels(repeat: int) -> None:
@@ -163,7 +160,8 @@ def png_levels(repeat: int) -> None:
     for level, seconds in times.items():
         print(
             f"  level {level}: {seconds:6.3f} s, {save(level) / 1e6:5.2f} MB   "
-            f"{times[6] / seconds:4.1f}x faster than 6, {save(level) / save(6):5.3f} of its size"
+            f"{ratio(times[6], seconds, '4.1f')} faster than 6, "
+            f"{save(level) / save(6):5.3f} of its size"
         )
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 from PIL import Image
+from timing import Stopwatch
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT.parent / "shared" / "data" / "bw" / "01_portrait_migrant_mother_1936.jpg"
@@ -108,7 +109,7 @@ def client(
             photo = photos[count % len(photos)]
             data = {"hints": HINTS} if len(photos) > 1 and count % 3 == 2 else None
             count += 1
-            start = time.perf_counter()
+            watch = Stopwatch()
             try:
                 files = {"image": ("photo.jpg", photo, "image/jpeg")}
                 response = http.post(url, files=files, data=data)
@@ -116,7 +117,7 @@ def client(
             except httpx.HTTPError:
                 outcome = "error"
             with lock:
-                results.append((outcome, time.perf_counter() - start))
+                results.append((outcome, watch.elapsed()))
 
 
 def main() -> None:

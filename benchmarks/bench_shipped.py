@@ -3,7 +3,7 @@
 Run:  python benchmarks/bench_shipped.py [--repeat 5] [--threads 2]
 
 All models run through the same ``Colorizer`` in one process, interleaved (see
-``bench_image.best_times``), so the ratios hold on a noisy machine. ECCV16 has seeded random
+``timing.best_times``), so the ratios hold on a noisy machine. ECCV16 has seeded random
 weights of the published shapes (speed does not depend on the values). Targets on the project's
 2-core CPU: the network stage at most 80 ms per 256x256 image for colornet-v2 (150 ms for v1);
 a 12 MP photo, array in and array out, at most 0.7 s end to end with colornet-v2.
@@ -16,7 +16,8 @@ import tempfile
 from pathlib import Path
 
 import torch
-from bench_image import best_times, grey_photo, random_eccv16_weights
+from bench_image import grey_photo, random_eccv16_weights
+from timing import best_times, ratio
 
 from colorizer import Colorizer
 from colorizer.weights import create_model
@@ -82,10 +83,10 @@ def main() -> int:
         target = TARGETS_MS.get(name)
         verdict = "" if target is None else f"  target <= {target:.0f} ms: "
         verdict += "" if target is None else ("met" if seconds * 1e3 <= target else "MISSED")
-        ratio = network["eccv16"] / seconds
+        speedup = ratio(network["eccv16"], seconds, "5.2f")
         print(
             f"  {name:12} {seconds * 1e3:7.1f} ms  {macs[name] / 1e9:5.2f} GMACs"
-            f"  eccv16/this {ratio:5.2f}x{verdict}"
+            f"  eccv16/this {speedup}{verdict}"
         )
     print("\nend to end (grey array in, colour array out):")
     for (height, width), times in end_to_end.items():

@@ -20,10 +20,10 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import av
+from timing import Stopwatch
 
 from colorizer import runtime
 from colorizer.pipeline import Colorizer
@@ -46,22 +46,22 @@ def io_floor(clip: Path, out: Path, settings: EncoderSettings) -> dict[str, floa
         )
         stream.width, stream.height, stream.pix_fmt = video.width, video.height, settings.pix_fmt
         decoded = source.decode(video)
+        watch = Stopwatch()
         while True:
-            started = time.perf_counter()
+            watch.lap()  # the decode lap starts
             frame = next(decoded, None)
             if frame is None:
                 break
             rgb = frame.to_ndarray(format="rgb24")
-            decode_s += time.perf_counter() - started
-            started = time.perf_counter()
+            decode_s += watch.lap()
             picture = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
             picture.pts = frames
             sink.mux(stream.encode(picture))
-            encode_s += time.perf_counter() - started
+            encode_s += watch.lap()
             frames += 1
-        started = time.perf_counter()
+        watch.lap()
         sink.mux(stream.encode(None))
-        encode_s += time.perf_counter() - started
+        encode_s += watch.lap()
     return {"frames": frames, "decode": decode_s, "encode": encode_s, "total": decode_s + encode_s}
 
 

@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from colorizer import planes
@@ -570,7 +569,7 @@ class _Run:
             ab = self.propagator(item.grey, resize_plane(ab, *self.work_hw))
         composed = time.perf_counter()
         self.times.consistency += composed - started
-        rgb = cv2.convertScaleAbs(compose(item.lightness, ab), alpha=255)
+        rgb = compose(item.lightness, ab, out_dtype=np.uint8)  # rounded as convertScaleAbs
         assert self.shift_pts is not None  # set by _open, before any frame is written
         writer.write(rgb, item.pts - self.shift_pts, item.duration)
         self.times.encode += time.perf_counter() - composed

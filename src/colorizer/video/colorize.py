@@ -42,6 +42,7 @@ from colorizer.video.consistency import (
     DEFAULT_STRENGTH,
     DEFAULT_WORK_SIDE,
     FlowPropagator,
+    PropagatorState,
 )
 from colorizer.video.output import (
     PARTIAL,
@@ -353,6 +354,14 @@ class _Prepared:
     grey: np.ndarray | None  # work-resolution uint8, for the optical flow
 
 
+@dataclass(frozen=True)
+class _SegmentEnd:
+    """The consistency stage's word that a segment's last frame has gone by, with the
+    propagator's state after it (None without consistency)."""
+
+    state: PropagatorState | None
+
+
 class _Worker(threading.Thread):
     """A stage in a thread; its exception is kept for the main thread, and stops the others."""
 
@@ -407,6 +416,7 @@ class _Run:
         size = options.batch_size * _QUEUE_BATCHES
         self.decoded: queue.Queue = queue.Queue(maxsize=size)
         self.coloured: queue.Queue = queue.Queue(maxsize=size)
+        self.steadied: queue.Queue = queue.Queue(maxsize=size)
         self.times = StageTimes()
         self.colorized = 0
 
@@ -421,8 +431,12 @@ class _Run:
             disable=not progress,
             dynamic_ncols=True,
         ) as bar:
+            # Four stages in four threads, so the slowest sets the pace: decode, the network
+            # (this thread), consistency (frame by frame: each needs the one before), and
+            # composition + encoding (in frame order).
             workers = [
                 _Worker(self._decode, self.stop),
+                _Worker(self._steady, self.stop),
                 _Worker(lambda: self._finish(bar), self.stop),
             ]
             for worker in workers:
@@ -529,19 +543,43 @@ class _Run:
         for item, item_ab in zip(batch, ab, strict=True):
             self._put(self.coloured, (item, item_ab))
 
-    # -- finish thread: consistency, composition, encoding ---------------------------------
+    # -- consistency thread -----------------------------------------------------------------
+
+    def _steady(self) -> None:
+        """Temporal consistency, frame by frame; after each segment's last frame a
+        ``_SegmentEnd`` with the propagator's state then, which that segment's record keeps
+        (the thread is on later frames by the time the segment is written)."""
+        segment = None
+        for item, ab in self._drain(self.coloured):
+            if segment is not None and self._segment(item) != segment:
+                self._put(self.steadied, self._segment_end())
+            segment = self._segment(item)
+            started = time.perf_counter()
+            if self.options.steadied:
+                ab = self.propagator(item.grey, resize_plane(ab, *self.work_hw))
+            self.times.consistency += time.perf_counter() - started
+            self._put(self.steadied, (item, ab))
+        if segment is not None:
+            self._put(self.steadied, self._segment_end())
+        self._put(self.steadied, _END)
+
+    def _segment_end(self) -> _SegmentEnd:
+        return _SegmentEnd(self.propagator.state if self.options.steadied else None)
+
+    # -- finish thread: composition, encoding ---------------------------------------------
 
     def _finish(self, bar) -> None:
         writer: SegmentWriter | None = None
         first: _Prepared | None = None  # the open segment's first and latest frames
         last: _Prepared | None = None
         try:
-            for item, ab in self._drain(self.coloured):
-                if writer is not None:
-                    assert first is not None and last is not None  # set with the writer
-                    if self._segment(item) != self._segment(first):
-                        self._close(writer, first, last)
-                        writer = None
+            for message in self._drain(self.steadied):
+                if isinstance(message, _SegmentEnd):
+                    assert writer is not None and first is not None and last is not None
+                    self._close(writer, first, last, message.state)
+                    writer = None
+                    continue
+                item, ab = message
                 if writer is None:
                     writer, first = self._open(item), item
                 self._write(writer, item, ab)
@@ -549,10 +587,6 @@ class _Run:
                 bar.update()
                 if self.on_progress is not None:
                     self.on_progress(self.done_frames + self.colorized, bar.total)
-            if writer is not None:
-                assert first is not None and last is not None
-                self._close(writer, first, last)
-                writer = None
         finally:
             if writer is not None:
                 writer.abandon()
@@ -565,17 +599,19 @@ class _Run:
 
     def _write(self, writer: SegmentWriter, item: _Prepared, ab: np.ndarray) -> None:
         started = time.perf_counter()
-        if self.options.steadied:
-            ab = self.propagator(item.grey, resize_plane(ab, *self.work_hw))
-        composed = time.perf_counter()
-        self.times.consistency += composed - started
         rgb = compose(item.lightness, ab, out_dtype=np.uint8)  # rounded as convertScaleAbs
         assert self.shift_pts is not None  # set by _open, before any frame is written
         writer.write(rgb, item.pts - self.shift_pts, item.duration)
-        self.times.encode += time.perf_counter() - composed
+        self.times.encode += time.perf_counter() - started
         self.colorized += 1
 
-    def _close(self, writer: SegmentWriter, first: _Prepared, last: _Prepared) -> None:
+    def _close(
+        self,
+        writer: SegmentWriter,
+        first: _Prepared,
+        last: _Prepared,
+        state: PropagatorState | None,
+    ) -> None:
         started = time.perf_counter()
         writer.finish()
         assert self.shift_pts is not None  # set by _open
@@ -587,6 +623,5 @@ class _Run:
             last_pts=last.pts,
             shift_pts=self.shift_pts,
         )
-        state = self.propagator.state if self.options.steadied else None
         self.work.commit(record, state)
         self.times.encode += time.perf_counter() - started

@@ -11,7 +11,7 @@ process so the ratio is fair on a noisy machine:
     when it is installed, on OpenVINO; with ``--refiner`` also the recurrent refiner.
 
 Prints frames per second, the seconds each stage spent (decode + L*, network, consistency,
-encode incl. composition; the stages run in three threads, so they overlap) and the ratio of the
+encode incl. composition; the stages run in four threads, so they overlap) and the ratio of the
 end-to-end time to the I/O floor.
 """
 

@@ -1,8 +1,9 @@
-"""``colorize_video``: a film in, the colorized film out, streamed through three threads.
+"""``colorize_video``: a film in, the colorized film out, streamed through four threads.
 
-decode thread: frames -> L* at full, network and work resolution
-main thread:   batches of L* -> network -> ab
-finish thread: ab -> temporal consistency -> full-resolution L* + ab -> sRGB -> encoder
+decode thread:      frames -> L* at full, network and work resolution
+main thread:        batches of L* -> network -> ab
+consistency thread: ab -> temporal consistency (frame by frame, each needs the one before)
+finish thread:      full-resolution L* + ab -> sRGB -> encoder
 
 Queues between them are short, so memory does not grow with the film's length and no frame
 touches the disk. The video is encoded in segments of ``segment_seconds`` in a work folder beside

@@ -155,16 +155,23 @@ def lightness_of_bytes(data: np.ndarray, strip_rows: int = 256) -> np.ndarray:
     ``data / 255`` (the same table entries, the same float32 operations) but strip by strip,
     never making the float image: for photos, whose bytes path must match the float one.
     ``lightness_u8`` is the faster, approximate choice for video frames."""
+    # cv2.LUT: the same table entries as numpy's indexing, on both cores (12 MP: 8 ms, not 32).
     if data.ndim == 2 or is_grey(data):
-        return _lightness_table()[::257][data if data.ndim == 2 else data[..., 0]]
-    linear = _linearisation_table()[::257]
+        grey = np.ascontiguousarray(data if data.ndim == 2 else data[..., 0])
+        return cv2.LUT(grey, _bytes_table(_lightness_table()))
+    linear = _bytes_table(_linearisation_table())
     out = np.empty(data.shape[:2], dtype=np.float32)
     for start in range(0, data.shape[0], strip_rows):
-        strip = data[start : start + strip_rows]
+        strip = cv2.LUT(np.ascontiguousarray(data[start : start + strip_rows]), linear)
         out[start : start + strip_rows] = _lightness_of_channels(
-            [linear[strip[..., c]] for c in range(3)]
+            [strip[..., c] for c in range(3)]
         )
     return out
+
+
+def _bytes_table(table: np.ndarray) -> np.ndarray:
+    """A 2^16-entry table's entries for the 256 byte values (level v is entry v x 257)."""
+    return np.ascontiguousarray(table[::257]).reshape(1, 256)
 
 
 def _lightness_of_channels(linear: list[np.ndarray]) -> np.ndarray:

@@ -163,9 +163,7 @@ def lightness_of_bytes(data: np.ndarray, strip_rows: int = 256) -> np.ndarray:
     out = np.empty(data.shape[:2], dtype=np.float32)
     for start in range(0, data.shape[0], strip_rows):
         strip = cv2.LUT(np.ascontiguousarray(data[start : start + strip_rows]), linear)
-        out[start : start + strip_rows] = _lightness_of_channels(
-            [strip[..., c] for c in range(3)]
-        )
+        out[start : start + strip_rows] = _lightness_of_channels([strip[..., c] for c in range(3)])
     return out
 
 

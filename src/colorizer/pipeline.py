@@ -237,11 +237,16 @@ class Colorizer:
             pixels = imageio.pixels_of_array(image, max_pixels=self.max_pixels)
             if pixels is not None:  # uint8: in bytes, as colorize_file keeps 8-bit files
                 self._warn_if_colour(image, pixels.looks_colour)
-                rgb = self._colorize_lightness(planes.lightness_of_bytes(pixels.data), size)
-                return imageio.to_like(rgb, pixels.alpha, image)
+                return imageio.to_like(self.colorize_pixels(pixels, size), pixels.alpha, image)
         picture = self.read(image)
         (rgb,) = self.colorize_pictures([picture], guidance, size=size)
         return imageio.to_like(rgb, picture.alpha, image)
+
+    def colorize_pixels(self, pixels: imageio.Pixels8, size: int | None = None) -> np.ndarray:
+        """An 8-bit photo's bytes (``imageio.read_pixels_u8``, ``pixels_of_array``) -> H x W x 3
+        uint8 sRGB, never making a float image; alpha is the caller's to carry
+        (``pixels.alpha``)."""
+        return self._colorize_lightness(planes.lightness_of_bytes(pixels.data), size)
 
     def _colorize_lightness(self, lightness: np.ndarray, size: int | None = None) -> np.ndarray:
         """The exact L* of 8-bit pixels (``planes.lightness_of_bytes``) -> H x W x 3 uint8 sRGB:

@@ -512,3 +512,26 @@ def test_the_result_keeps_the_uploads_metadata_and_says_it_was_colorized(server)
         assert tags[0x0131].startswith("colorizer ")  # Software
         assert "Colorized by machine" in tags[0x010E]  # ImageDescription
         assert round(result.info["dpi"][0]) == 300
+
+
+def test_an_8_bit_photo_stays_in_bytes_with_the_same_result(server, constant, monkeypatch):
+    expected = np.asarray(constant.colorize(Image.open(io.BytesIO(png_bytes()))))
+    monkeypatch.setattr(Colorizer, "colorize_pictures", None)  # the float path is not taken
+    response = post_image(server.url)
+    assert response.status_code == 200, response.text
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(response.content))), expected)
+    uploads = server.state.temp.upload_path().parent
+    assert list(uploads.iterdir()) == []  # the upload is gone once answered
+
+
+def test_a_16_bit_photo_takes_the_float_path(server, constant):
+    import cv2
+
+    deep = np.tile(np.linspace(0, 65535, 96).astype(np.uint16), (64, 1))
+    _, png = cv2.imencode(".png", np.dstack([deep] * 3))
+    response = post_image(server.url, png.tobytes())
+    assert response.status_code == 200, response.text
+    result = np.asarray(Image.open(io.BytesIO(response.content)))
+    expected = constant.colorize(np.dstack([deep] * 3)) / 257  # uint16 in, uint16 out
+    assert result.dtype == np.uint8 and result.shape == (64, 96, 3)
+    np.testing.assert_allclose(result, expected, atol=1)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image
@@ -17,6 +19,8 @@ from colorizer.errors import ImageReadError
 from colorizer.server.errors import ApiError
 from colorizer.server.jobs import TempArea
 from colorizer.server.settings import MB
+
+_Decoded = TypeVar("_Decoded")
 
 _COPY_CHUNK = 1 << 20
 _JPEG_QUALITY = 92
@@ -66,8 +70,20 @@ class Uploads:
     def read(self, name: str) -> imageio.Picture:
         """Save and decode an uploaded image (upright); 413 over the pixel limit."""
         path = self.save(name)
+        return self._decode(lambda: imageio.read_image(path, max_pixels=self.max_pixels))
+
+    def read_pixels(self, name: str) -> imageio.Picture | imageio.Pixels8:
+        """As ``read``, but an 8-bit L, LA, RGB or RGBA image comes as its bytes (``Pixels8``,
+        for ``Colorizer.colorize_pixels``: a quarter of the memory, the same result)."""
+        path = self.save(name)
+        pixels = self._decode(lambda: imageio.read_pixels_u8(path, max_pixels=self.max_pixels))
+        if pixels is not None:
+            return pixels
+        return self._decode(lambda: imageio.read_image(path, max_pixels=self.max_pixels))
+
+    def _decode(self, read: Callable[[], _Decoded]) -> _Decoded:
         try:
-            return imageio.read_image(path, max_pixels=self.max_pixels)
+            return read()
         except ImageReadError as exc:
             message = self.describe(str(exc))
             if message.startswith("refusing to read"):  # imageio's pixel limit, from the header

@@ -248,7 +248,8 @@ def shipped():
 
 
 def _scans(folder):
-    """Grey, grey + alpha, RGBA with grey colour, EXIF-rotated grey: the bytes path's kinds."""
+    """Grey, grey + alpha, RGBA with grey colour, EXIF-rotated grey, a colour-keyed grey PNG
+    (whose transparency only the float path turns into alpha)."""
     from PIL import Image
 
     rng = np.random.default_rng(1)
@@ -261,7 +262,9 @@ def _scans(folder):
     rgba = np.dstack([grey, grey, grey, grey[::-1]])
     Image.fromarray(rgba).save(folder / "rgba.png")
     Image.fromarray(grey).save(folder / "grey.jpg", quality=90)
-    return [folder / n for n in ("grey.png", "grey-alpha.png", "rgba.png", "grey.jpg")]
+    Image.fromarray(grey).save(folder / "keyed.png", transparency=int(grey[0, 0]))  # tRNS
+    names = ("grey.png", "grey-alpha.png", "rgba.png", "grey.jpg", "keyed.png")
+    return [folder / n for n in names]
 
 
 def _float_path(colorizer, src, dst):
@@ -282,7 +285,8 @@ def test_8_bit_photos_stay_in_bytes_with_the_float_paths_output(
     for src in _scans(tmp_path):
         float_path = _float_path(shipped, src, tmp_path / f"{src.stem}-float{suffix}")
         with monkeypatch.context() as patch:
-            patch.setattr(Colorizer, "read", None)  # the float path is not taken
+            if src.stem != "keyed":
+                patch.setattr(Colorizer, "read", None)  # the float path is not taken
             bytes_path = shipped.colorize_file(src, tmp_path / f"{src.stem}-bytes{suffix}")
         assert bytes_path.read_bytes() == float_path.read_bytes(), src.name
 

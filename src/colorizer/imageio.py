@@ -395,6 +395,8 @@ def _read_file_u8(path: Path, name: str, limit: int | None) -> Pixels8 | None:
         _check_pixels(name, im.size, limit)
         if im.mode not in ("L", "LA", "RGB", "RGBA") or _is_deep_colour(im, path):
             return None
+        if "transparency" in im.info:  # a colour key (PNG tRNS): Pillow's convert makes alpha
+            return None
         try:
             im.load()
             data = np.asarray(im)

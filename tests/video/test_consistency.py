@@ -188,6 +188,12 @@ def test_refiner_family_takes_a_step_on_camera_motion_sequences():
     assert all(math.isfinite(v) for v in losses.values()) and "warp" in losses
     assert any(not torch.equal(a, b) for a, b in zip(before, family.net.parameters(), strict=True))
     assert all(p.grad is None for p in family.frame_model.parameters())  # frozen
+    # It learns to steady colorize video's default model, whose output it will refine.
+    from colorizer.pipeline import DEFAULT_MODEL
+    from colorizer.registry import ARCHITECTURES
+    from colorizer.weights import MODELS
+
+    assert type(family.frame_model) is ARCHITECTURES[MODELS[DEFAULT_MODEL].arch]
     scores = family.validate(crops)
     assert set(scores) == {"psnr_ab", "psnr_ab_frame", "warp", "warp_frame"}
 

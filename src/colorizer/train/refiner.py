@@ -2,7 +2,8 @@
 
 Each training crop becomes a short sequence by a random camera motion (a steady pan, zoom and
 small rotation, plus a little jitter), rendered with one ``grid_sample`` per frame. The frozen
-per-frame model (the shipped ``colornet-v1`` unless ``--init`` names other colornet weights)
+per-frame model (the default model, ``colornet-v2``, which ``colorize video`` runs, unless
+``--init`` names another registered model or a ``colornet``-architecture weights file)
 colorizes every frame on its own; the refiner (``video-refiner``) runs over the sequence with the
 previous output carried along the DIS optical flow computed on the grey frames, exactly as
 ``colorize video --refiner`` runs it. Loss per frame, in ab / 110:
@@ -15,6 +16,7 @@ the last being the flow-warping term (pixels where the flow is not trusted are l
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -38,8 +40,12 @@ ROTATION = 1.5
 JITTER = 0.6  # pixels of hand-held shake on top of the steady motion
 
 
+FRAME_MODEL = "colornet-v2"  # the per-frame model by default: colorize video's default
+
+
 def frame_side(crop: int) -> int:
-    return max(16, int(crop * FRAME_FRACTION) // 16 * 16)
+    """The frames' side: a multiple of 32, which every per-frame model we ship accepts."""
+    return max(32, int(crop * FRAME_FRACTION) // 32 * 32)
 
 
 def camera_sequences(
@@ -98,6 +104,17 @@ def sequence_flows(lightness: torch.Tensor, estimator) -> tuple[torch.Tensor, to
     return torch.from_numpy(flows).to(device), torch.from_numpy(masks).to(device)
 
 
+def _frame_model(init: str | None) -> tuple[str, Path]:
+    """(architecture, weights) of the frozen per-frame model: a registered model's name, or
+    a weights file of the ``colornet`` architecture (as before colornet-v2 was the default)."""
+    from colorizer.weights import MODELS, ensure_weights
+
+    if init is not None and init not in MODELS:
+        return "colornet", Path(init)
+    name = init or FRAME_MODEL
+    return MODELS[name].arch, ensure_weights(name)
+
+
 class RefinerFamily(Family):
     """Train ``video-refiner`` over the frozen per-frame colornet on synthetic camera motion."""
 
@@ -107,13 +124,12 @@ class RefinerFamily(Family):
 
     def __init__(self, config: TrainConfig, device: torch.device) -> None:
         from colorizer.video.flow import FlowEstimator
-        from colorizer.weights import create_model, ensure_weights
+        from colorizer.weights import create_model
 
         super().__init__(config, device)
         if not hasattr(self.net, "gru"):
             raise ColorizerError(f"architecture {self.arch!r} is not a video refiner")
-        weights = config.init or ensure_weights("colornet-v1")
-        self.frame_model = create_model("colornet", weights).to(device).eval()
+        self.frame_model = create_model(*_frame_model(config.init)).to(device).eval()
         self.frame_model.requires_grad_(False)
         self.side = frame_side(config.crop)
         self.estimate = FlowEstimator("medium")

@@ -72,7 +72,9 @@ def colorize(*args) -> int:
 
 
 def outputs(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*.png"))}
+    """The finished outputs; not the hidden temp files of writes still running or killed."""
+    finished = (p for p in sorted(folder.rglob("*.png")) if not p.name.startswith("."))
+    return {str(p.relative_to(folder)): p.read_bytes() for p in finished}
 
 
 def leftovers(folder: Path) -> list[Path]:

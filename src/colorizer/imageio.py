@@ -30,6 +30,7 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from colorizer.errors import ColorizerError, ImageReadError
 from colorizer.files import atomic_write
+from colorizer.planes import is_grey
 
 # zlib level 1: on photos within ~1% of level 6's file size at 1/4 of its time (level 6
 # spends 0.41 s on a 1.2 MP photo, level 1 0.11 s; benchmarks/bench_image.py --png-levels).
@@ -176,7 +177,7 @@ class Pixels8:
     8-bit photos, which a float ``Picture`` would hold in 4 to 12 times the memory (2.4 GB for
     a 200 MP scan). Only files in Pillow's L, LA, RGB and RGBA modes."""
 
-    data: np.ndarray  # H x W (a grey source) or H x W x 3 (RGB) uint8, possibly a view
+    data: np.ndarray  # H x W (grey, also a grey source stored as RGB) or H x W x 3 uint8, a view
     alpha: np.ndarray | None  # H x W uint8, or None
     looks_colour: bool  # as Picture.looks_colour
     metadata: Metadata | None
@@ -414,9 +415,9 @@ def _pixels8(data: np.ndarray, metadata: Metadata | None) -> Pixels8:
     if data.ndim == 2 or data.shape[2] == 1:
         return Pixels8(data if data.ndim == 2 else data[..., 0], None, False, metadata)
     alpha = np.ascontiguousarray(data[..., -1]) if data.shape[2] in (2, 4) else None
-    if data.shape[2] == 2:
-        return Pixels8(data[..., 0], alpha, False, metadata)
     rgb = data[..., :3]
+    if data.shape[2] == 2 or is_grey(rgb):  # grey, stored as such or as R = G = B
+        return Pixels8(data[..., 0], alpha, False, metadata)
     return Pixels8(rgb, alpha, _looks_colour_u8(rgb, alpha), metadata)
 
 
@@ -619,8 +620,6 @@ def _looks_colour(rgb: np.ndarray, alpha: np.ndarray | None) -> bool:
 
 def _looks_colour_u8(rgb: np.ndarray, alpha: np.ndarray | None) -> bool:
     """``_looks_colour`` of 8-bit RGB, from a small copy (never the whole image as floats)."""
-    if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]):
-        return False
     height, width = rgb.shape[:2]
     scale = min(1.0, 4 * _COLOUR_SIDE / max(height, width))  # _looks_colour shrinks it further
     size = (max(1, round(width * scale)), max(1, round(height * scale)))

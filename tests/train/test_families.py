@@ -190,6 +190,35 @@ def test_eccv16_takes_the_l1_term_decoded_as_its_forward_decodes():
     assert losses["l1"] == pytest.approx(expected.item(), rel=1e-4)
 
 
+def test_init_starts_from_given_weights_and_refuses_ones_that_do_not_fit(tmp_path):
+    from safetensors.torch import save_file
+
+    from colorizer.errors import ColorizerError
+
+    def config(init, width=8):
+        return TrainConfig(
+            family="classification",
+            train="-",
+            out="-",
+            crop=32,
+            model_kwargs={"width": width},
+            init=init,
+        )
+
+    torch.manual_seed(1)
+    source = ColorNet(width=8)
+    saved = tmp_path / "start.safetensors"
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(saved))
+    family = make_family(config(str(saved)), torch.device("cpu"))
+    for key, value in source.state_dict().items():
+        assert torch.equal(family.net.state_dict()[key], value), key
+    # Without --init the weights are a fresh draw, not the file's.
+    fresh = make_family(config(None), torch.device("cpu")).net.state_dict()
+    assert any(not torch.equal(fresh[k], v) for k, v in source.state_dict().items())
+    with pytest.raises(ColorizerError, match=r"start\.safetensors: does not fit colornet"):
+        make_family(config(str(saved), width=16), torch.device("cpu"))
+
+
 def test_crop_must_suit_the_architecture():
     from colorizer.errors import ColorizerError
 

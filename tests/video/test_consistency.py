@@ -230,6 +230,17 @@ def test_cli_colorizes_a_film(clip, tmp_path, capsys, texture_weights):
     assert len(decoded_frames(out)) == FRAMES - 6
 
 
+def test_cli_encoder_flags_default_to_the_encoder_settings():
+    from colorizer.cli import build_parser
+    from colorizer.video.cli import video_options
+    from colorizer.video.output import EncoderSettings
+
+    parse = build_parser().parse_args
+    assert video_options(parse(["video", "film.mp4"])).encoder == EncoderSettings()
+    given = video_options(parse(["video", "film.mp4", "--preset", "slow", "--crf", "23"]))
+    assert given.encoder == EncoderSettings(crf=23, preset="slow")
+
+
 def test_cli_names_a_missing_input(tmp_path, capsys):
     assert main(["video", str(tmp_path / "missing.mp4"), "--device", "cpu", "-q"]) == 1
     assert "missing.mp4: no such file" in capsys.readouterr().err

@@ -48,7 +48,8 @@ def add_train_parser(commands) -> None:
     train.add_argument("--log-every", type=int, help="log losses every N steps (default 20)")
     train.add_argument(
         "--init",
-        help="hints: initial weights (default: the shipped model the architecture extends)",
+        help="start from these weights: a file, or a model name such as colornet-v2 "
+        "(hints: default the shipped model the architecture extends)",
     )
     train.add_argument(
         "--published-prior", help="classification: compare the training prior with this .npy"

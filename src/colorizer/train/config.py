@@ -42,7 +42,8 @@ class TrainConfig:
     ab_l1_weight: float = 0.0  # > 0: add this x L1 on the decoded ab (/ 110) to the cross-entropy
     # pretrained encoders (colornet-v2): the encoder's learning rate relative to the decoder's
     encoder_lr_scale: float = 1.0
-    # hints: start from these weights (default: the architecture's initial_model), missing keys 0
+    # start from these weights (a file or a model's name); hints: default the architecture's
+    # initial_model, its hint convolutions (missing keys) start at 0
     init: str | None = None
     # gan
     l1_weight: float = 100.0

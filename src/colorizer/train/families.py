@@ -18,7 +18,7 @@ from colorizer.color import AB_SCALE  # regression targets are ab / AB_SCALE
 from colorizer.errors import ColorizerError
 from colorizer.train import data
 from colorizer.train.config import TrainConfig
-from colorizer.train.family import Family, Logits, descend
+from colorizer.train.family import Family, Logits, descend, initial_weights
 from colorizer.train.refiner import RefinerFamily
 
 if TYPE_CHECKING:
@@ -235,17 +235,14 @@ class Hints(Classification):
     l1_weight = 10.0
     patch_sizes = tuple(range(1, 10))
 
-    def __init__(self, config: TrainConfig, device: torch.device) -> None:
-        super().__init__(config, device)
-        if not getattr(self.net, "accepts_hints", False):
-            raise ColorizerError(f"architecture {self.arch!r} takes no hints")
-        self.load_initial(config.init)
-        self.optimizers["net"] = self.adam(self.net)
-
     def load_initial(self, init: str | None) -> None:
+        """Always start from trained weights (default: the architecture's initial_model); the
+        hint convolutions they lack start at zero."""
         from colorizer.weights import ensure_weights, load_state_dict_file
 
-        path = init or ensure_weights(self.net.initial_model)
+        if not getattr(self.net, "accepts_hints", False):
+            raise ColorizerError(f"architecture {self.arch!r} takes no hints")
+        path = initial_weights(init) if init else ensure_weights(self.net.initial_model)
         state = load_state_dict_file(path, self.arch)
         missing, unexpected = self.net.load_state_dict(state, strict=False)
         if unexpected or any(not key.startswith("hint_") for key in missing):

@@ -10,6 +10,7 @@ families themselves are in ``colorizer.train.families`` (the video refiner in
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from torch import nn
 from colorizer.errors import ColorizerError
 from colorizer.train import data
 from colorizer.train.config import TrainConfig
-from colorizer.weights import architecture
+from colorizer.weights import architecture, load_state_dict_file
 
 if TYPE_CHECKING:
     from colorizer.models.bin_classifier import BinClassifier
@@ -59,9 +60,22 @@ class Family:
         load_pretrained_encoder = getattr(self.net, "load_pretrained_encoder", None)
         if load_pretrained_encoder is not None:
             load_pretrained_encoder()  # a resumed run overwrites it from its checkpoint
+        self.load_initial(config.init)  # so does this
         self.modules: dict[str, nn.Module] = {"net": self.net}
         self.optimizers: dict[str, torch.optim.Optimizer] = {"net": self.adam(self.net)}
         self.extra: dict[str, torch.Tensor] = {}  # checkpointed family state, e.g. the prior
+
+    def load_initial(self, init: str | None) -> None:
+        """Start from ``init``: a weights file or a registered model's name, e.g. to go on
+        training a shipped model with another recipe. Every key must fit."""
+        if init is None:
+            return
+        state = load_state_dict_file(initial_weights(init), self.arch)
+        try:
+            self.net.load_state_dict(state)
+        except RuntimeError as exc:  # missing, unexpected or differently shaped tensors
+            first = "; ".join(line.strip() for line in str(exc).splitlines()[1:3])
+            raise ColorizerError(f"{init}: does not fit {self.arch}: {first}") from None
 
     def adam(self, module: nn.Module) -> torch.optim.Optimizer:
         """Adam over the trainable parameters; a pretrained ``encoder`` gets its own group at
@@ -98,6 +112,14 @@ class Family:
 
     def inference_module(self) -> nn.Module:
         return self.net
+
+
+def initial_weights(init: str) -> Path:
+    """``--init``: a registered model's name means its verified weights file."""
+    from colorizer.registry import MODELS
+    from colorizer.weights import ensure_weights
+
+    return ensure_weights(init) if init in MODELS else Path(init)
 
 
 def descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:

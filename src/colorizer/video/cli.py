@@ -35,10 +35,11 @@ def add_video_parser(commands) -> None:
     )
     add_device_option(video, backend=True)
     encoder = video.add_argument_group("encoder")
-    encoder.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
-    encoder.add_argument("--crf", type=float, default=18, help="quality, lower is better (18)")
-    encoder.add_argument("--preset", default="medium", help="encoder speed preset (medium)")
-    encoder.add_argument("--pix-fmt", default="yuv420p", help="pixel format (yuv420p)")
+    # Defaults None: EncoderSettings holds them (video.output, not imported before a run).
+    encoder.add_argument("--codec", help="video encoder (default libx264)")
+    encoder.add_argument("--crf", type=float, help="quality, lower is better (default 18)")
+    encoder.add_argument("--preset", help="encoder speed preset (default medium)")
+    encoder.add_argument("--pix-fmt", help="pixel format (default yuv420p)")
     segment = video.add_argument_group("segment")
     segment.add_argument("--start", type=float, help="start at this time (seconds)")
     segment.add_argument("--end", type=float, help="stop before this time (seconds)")
@@ -74,9 +75,10 @@ def video_options(args: argparse.Namespace):
     from colorizer.video.consistency import DEFAULT_FLOW, DEFAULT_STRENGTH
     from colorizer.video.output import EncoderSettings
 
+    given = {"codec": args.codec, "crf": args.crf, "preset": args.preset, "pix_fmt": args.pix_fmt}
     return VideoOptions(
         encoder=EncoderSettings(
-            codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt
+            **{name: value for name, value in given.items() if value is not None}
         ),
         consistency=DEFAULT_STRENGTH if args.consistency is None else args.consistency,
         flow=args.flow or DEFAULT_FLOW,

@@ -1,0 +1,84 @@
+"""x264 presets for `colorize video`: encode time, file size and fidelity, in one process.
+
+Run:  python benchmarks/bench_x264.py [CLIP] [--presets medium fast ...] [--crf 18]
+
+Decodes the clip (``../shared/data/video/bench_720p.mp4`` by default) to RGB once, then encodes
+those frames with each preset exactly as ``colorize video`` does (``encoder_options``: crf,
+preset, the determinism options), times the encode (best of ``--repeat``), and decodes the result
+to compare it with the frames that went in (PSNR over RGB, all frames pooled). The encode time
+is what the encode stage of ``colorize video`` costs; the ratio column is against the first
+preset given (``medium``, the default before 2026-12-01).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import av
+import numpy as np
+from timing import best_of
+
+from colorizer.video.output import EncoderSettings, encoder_options
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+CLIP = SHARED / "data" / "video" / "bench_720p.mp4"
+
+
+def decode(path: Path) -> tuple[list[np.ndarray], av.VideoStream]:
+    with av.open(str(path)) as source:
+        stream = source.streams.video[0]
+        rate = stream.average_rate
+        frames = [frame.to_ndarray(format="rgb24") for frame in source.decode(stream)]
+    return frames, rate
+
+
+def encode(frames: list[np.ndarray], rate, out: Path, settings: EncoderSettings) -> None:
+    with av.open(str(out), "w") as sink:
+        stream = sink.add_stream(settings.codec, rate=rate, options=encoder_options(settings))
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = settings.pix_fmt
+        for index, rgb in enumerate(frames):
+            picture = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            picture.pts = index
+            sink.mux(stream.encode(picture))
+        sink.mux(stream.encode())
+
+
+def psnr(frames: list[np.ndarray], path: Path) -> float:
+    decoded, _ = decode(path)
+    assert len(decoded) == len(frames), (len(decoded), len(frames))
+    squared = np.mean(
+        [np.mean((a.astype(np.float32) - b) ** 2) for a, b in zip(frames, decoded, strict=True)]
+    )
+    return float(10 * np.log10(255**2 / squared))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("clip", nargs="?", type=Path, default=CLIP)
+    parser.add_argument("--presets", nargs="+", default=["medium", "fast", "faster", "veryfast"])
+    parser.add_argument("--crf", type=float, default=18)
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+    frames, rate = decode(args.clip)
+    print(f"{args.clip.name}: {len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]}")
+    print("| preset | encode s | frames/s | x first | MB | PSNR dB (RGB, vs input) |")
+    print("|---|---|---|---|---|---|")
+    first = None
+    with tempfile.TemporaryDirectory() as tmp:
+        for preset in args.presets:
+            out = Path(tmp) / f"{preset}.mp4"
+            settings = EncoderSettings(crf=args.crf, preset=preset)
+            seconds, _ = best_of(lambda s=settings, o=out: encode(frames, rate, o, s), args.repeat)
+            first = first or seconds
+            print(
+                f"| {preset} | {seconds:.2f} | {len(frames) / seconds:.1f} | "
+                f"{first / seconds:.2f}x | {out.stat().st_size / 1e6:.2f} | "
+                f"{psnr(frames, out):.2f} |"
+            )
+
+
+if __name__ == "__main__":
+    main()

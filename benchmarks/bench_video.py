@@ -6,7 +6,7 @@ On ``../shared/data/video/bench_720p.mp4`` (1280x720, 25 fps, 125 frames) by def
 process so the ratio is fair on a noisy machine:
 
 (a) I/O floor: decode every frame to RGB and encode it again with the same encoder settings as
-    ``colorize video`` (libx264, crf 18, preset medium): nothing else;
+    ``colorize video`` (libx264, crf 18, preset veryfast): nothing else;
 (b) ``colorize_video`` with the default model and flow propagation (defaults), on PyTorch and,
     when it is installed, on OpenVINO; with ``--refiner`` also the recurrent refiner.
 

@@ -38,7 +38,7 @@ def add_video_parser(commands) -> None:
     # Defaults None: EncoderSettings holds them (video.output, not imported before a run).
     encoder.add_argument("--codec", help="video encoder (default libx264)")
     encoder.add_argument("--crf", type=float, help="quality, lower is better (default 18)")
-    encoder.add_argument("--preset", help="encoder speed preset (default medium)")
+    encoder.add_argument("--preset", help="encoder speed preset (default veryfast)")
     encoder.add_argument("--pix-fmt", help="pixel format (default yuv420p)")
     segment = video.add_argument_group("segment")
     segment.add_argument("--start", type=float, help="start at this time (seconds)")

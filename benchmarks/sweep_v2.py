@@ -29,7 +29,8 @@ def main() -> None:
     methods = {}
     for checkpoint in args.checkpoints:
         for temperature in args.temperatures:
-            colorizer = Colorizer(args.arch, weights=checkpoint)
+            # PyTorch: an exported graph keeps the temperature it was exported with.
+            colorizer = Colorizer(args.arch, weights=checkpoint, backend="torch")
             colorizer.net.temperature = temperature
             methods[f"{checkpoint} T={temperature}"] = evaluate.colorizer_method(colorizer)
     result = evaluate.evaluate(methods, photos, progress=False)

@@ -10,6 +10,7 @@ registry's tables (``colorizer.registry``).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import sys
 from collections.abc import Mapping
@@ -48,20 +49,31 @@ _CHUNK = 1 << 20
 def load_state_dict_file(path: str | Path, arch: str) -> dict:
     """Read a weights file (.pth/.pt, .safetensors, or a registered format such as eccv16's
     .caffemodel) into a state dict."""
+    return read_weights_file(path, arch)[0]
+
+
+def read_weights_file(path: str | Path, arch: str) -> tuple[dict, dict]:
+    """A weights file's state dict, and the constructor arguments of ``arch`` it records: files
+    made by ``colorize export`` and ``colorize train`` checkpoints record theirs (e.g. colornet-v2's
+    ``variant``); other files, or files of another architecture, give ``{}``."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found")
     suffix = path.suffix.lower()
     try:
         if suffix == ".safetensors":
+            from safetensors import safe_open
             from safetensors.torch import load_file
 
-            return load_file(str(path))
+            with safe_open(str(path), "pt") as handle:
+                metadata = handle.metadata() or {}
+            recorded = metadata.get("arch") == arch and metadata.get("kwargs")
+            return load_file(str(path)), json.loads(recorded) if recorded else {}
         if suffix in registry.WEIGHT_READERS:  # another format, e.g. eccv16's .caffemodel
             archs, reader = registry.WEIGHT_READERS[suffix]
             if arch not in archs:
                 raise WeightsError(f"{path}: a {suffix} can only be loaded into {', '.join(archs)}")
-            return reader(path)
+            return reader(path), {}
         import torch
 
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -69,26 +81,42 @@ def load_state_dict_file(path: str | Path, arch: str) -> dict:
         raise
     except Exception as exc:  # any parse failure means a bad file
         raise WeightsError(f"{path}: cannot read weights ({type(exc).__name__}: {exc})") from exc
+    kwargs: dict = {}
     # Our training checkpoints keep the weights under "model" next to optimizer state.
     if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
+        config = state.get("config")
+        if state.get("arch") == arch and isinstance(config, Mapping):
+            kwargs = dict(config.get("model_kwargs") or {})
         state = state["model"]
     if not isinstance(state, Mapping):
         raise WeightsError(f"{path}: does not contain a state dict (found {type(state).__name__})")
-    return dict(state)
+    return dict(state), kwargs
 
 
 def create_model(arch: str, weights: str | Path | None = None, **kwargs) -> nn.Module:
-    """Build architecture ``arch``; with ``weights``, load them strictly. Returned in eval mode."""
-    model = architecture(arch)(**kwargs)
-    if weights is not None:
-        state = load_state_dict_file(weights, arch)
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise WeightsError(
-                f"{weights}: weights do not fit architecture {arch!r}: {exc}"
-            ) from exc
+    """Build architecture ``arch``; with ``weights``, load them strictly. The constructor
+    arguments a weights file records are used unless ``kwargs`` gives others. Returned in eval
+    mode."""
+    if weights is None:
+        return architecture(arch)(**kwargs).eval()
+    state, recorded = read_weights_file(weights, arch)
+    model = architecture(arch)(**(recorded | kwargs))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise WeightsError(
+            f"{weights}: weights do not fit architecture {arch!r}: {state_dict_mismatch(exc)}"
+        ) from exc
     return model.eval()
+
+
+def state_dict_mismatch(error: RuntimeError, most: int = 3) -> str:
+    """``load_state_dict``'s error, shortened to its first ``most`` findings (a mismatched file
+    can list thousands of keys)."""
+    findings = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]
+    findings = [f[:300] + " ..." if len(f) > 300 else f for f in findings]
+    more = f" (and {len(findings) - most} more)" if len(findings) > most else ""
+    return "; ".join(findings[:most]) + more
 
 
 def cached_path(spec: ModelSpec) -> Path:

@@ -245,6 +245,27 @@ def test_export_round_trip(straight_run, tmp_path):
     assert "`colornet`" in card and "6 colour photos" in card and '"auc": 0.9' in card
 
 
+def test_weights_files_bring_their_constructor_arguments(straight_run, tmp_path):
+    # A network trained with model_kwargs (here width 8; colornet-v2's variant alike) loads with
+    # --weights alone: checkpoints and exported files record the arguments.
+    from colorizer.errors import WeightsError
+    from colorizer.pipeline import Colorizer
+
+    checkpoint = straight_run / "checkpoint.pt"
+    exported = export(checkpoint, tmp_path / "net.safetensors")[0]
+    light = torch.rand(1, 1, 48, 64) * 100
+    with torch.no_grad():
+        expected = create_model("colornet", weights=checkpoint, width=8)(light)
+        for weights in (checkpoint, exported):
+            assert torch.equal(create_model("colornet", weights=weights)(light), expected)
+    colorizer = Colorizer("colornet-v1", weights=exported, device="cpu", backend="torch")
+    assert colorizer.colorize(np.zeros((40, 40), np.uint8)).shape == (40, 40, 3)
+    # Arguments given win over the recorded ones; a mismatch is named briefly, not key by key.
+    with pytest.raises(WeightsError, match=r"net\.safetensors: weights do not fit") as caught:
+        create_model("colornet", weights=exported, width=16)
+    assert "more)" in str(caught.value) and len(str(caught.value)) < 1200
+
+
 def test_config_file_then_flags(tmp_path):
     path = tmp_path / "run.toml"
     path.write_text(

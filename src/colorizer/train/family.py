@@ -20,7 +20,7 @@ from torch import nn
 from colorizer.errors import ColorizerError
 from colorizer.train import data
 from colorizer.train.config import TrainConfig
-from colorizer.weights import architecture, load_state_dict_file
+from colorizer.weights import architecture, load_state_dict_file, state_dict_mismatch
 
 if TYPE_CHECKING:
     from colorizer.models.bin_classifier import BinClassifier
@@ -74,8 +74,8 @@ class Family:
         try:
             self.net.load_state_dict(state)
         except RuntimeError as exc:  # missing, unexpected or differently shaped tensors
-            first = "; ".join(line.strip() for line in str(exc).splitlines()[1:3])
-            raise ColorizerError(f"{init}: does not fit {self.arch}: {first}") from None
+            mismatch = state_dict_mismatch(exc)
+            raise ColorizerError(f"{init}: does not fit {self.arch}: {mismatch}") from None
 
     def adam(self, module: nn.Module) -> torch.optim.Optimizer:
         """Adam over the trainable parameters; a pretrained ``encoder`` gets its own group at

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -26,7 +27,8 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 CLIP = SHARED / "data" / "video" / "bench_720p.mp4"
 
 
-def decode(path: Path) -> tuple[list[np.ndarray], av.VideoStream]:
+def decode(path: Path) -> tuple[list[np.ndarray], Fraction | None]:
+    """Every frame of ``path`` as RGB, and its average frame rate."""
     with av.open(str(path)) as source:
         stream = source.streams.video[0]
         rate = stream.average_rate
@@ -34,7 +36,9 @@ def decode(path: Path) -> tuple[list[np.ndarray], av.VideoStream]:
     return frames, rate
 
 
-def encode(frames: list[np.ndarray], rate, out: Path, settings: EncoderSettings) -> None:
+def encode(
+    frames: list[np.ndarray], rate: Fraction | None, out: Path, settings: EncoderSettings
+) -> None:
     with av.open(str(out), "w") as sink:
         stream = sink.add_stream(settings.codec, rate=rate, options=encoder_options(settings))
         stream.height, stream.width = frames[0].shape[:2]

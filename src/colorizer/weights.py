@@ -63,12 +63,12 @@ def read_weights_file(path: str | Path, arch: str) -> tuple[dict, dict]:
     try:
         if suffix == ".safetensors":
             from safetensors import safe_open
-            from safetensors.torch import load_file
 
-            with safe_open(str(path), "pt") as handle:
+            with safe_open(str(path), "pt") as handle:  # one open: the header and the tensors
                 metadata = handle.metadata() or {}
+                tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
             recorded = metadata.get("arch") == arch and metadata.get("kwargs")
-            return load_file(str(path)), json.loads(recorded) if recorded else {}
+            return tensors, json.loads(recorded) if recorded else {}
         if suffix in registry.WEIGHT_READERS:  # another format, e.g. eccv16's .caffemodel
             archs, reader = registry.WEIGHT_READERS[suffix]
             if arch not in archs:

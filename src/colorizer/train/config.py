@@ -9,7 +9,7 @@ from pathlib import Path
 
 from colorizer.errors import ColorizerError
 
-FAMILIES = ("regression", "classification", "gan", "som-mlp", "hints", "refiner")
+FAMILIES = ("regression", "classification", "gan", "som-mlp", "hints", "guided", "refiner")
 
 
 @dataclass
@@ -24,6 +24,11 @@ class TrainConfig:
     steps: int = 20000
     batch_size: int = 16
     crop: int = 176
+    # side of the photo region each training crop covers before it is resampled to ``crop``
+    # (None: ``crop``): a larger view trains at low resolution on the field of view of a larger
+    # crop, at a fraction of the compute
+    view: int | None = None
+    val_crop: int | None = None  # side of the validation crops (None: ``crop``)
     lr: float | None = None  # None: the family's default
     warmup: int = 200  # linear warm-up steps before the cosine decay
     seed: int = 0
@@ -45,6 +50,16 @@ class TrainConfig:
     # start from these weights (a file or a model's name); hints: default the architecture's
     # initial_model, its hint convolutions (missing keys) start at 0
     init: str | None = None
+    # hints and guided: the weight of the L1 term on the decoded ab
+    hint_l1_weight: float = 10.0
+    # guided (colornet-v3): this fraction of the photos gets no hint at all (the rest a
+    # geometric number, SIGGRAPH17's), the hint convolutions learn at hint_lr_scale x the
+    # rate, and with freeze_early the encoder's stem and first blocks stay fixed and run
+    # without gradients; channels_last trains in that memory format (faster on CPUs)
+    no_hint_fraction: float = 0.0
+    hint_lr_scale: float = 1.0
+    freeze_early: bool = False
+    channels_last: bool = False
     # gan
     l1_weight: float = 100.0
     # som-mlp
@@ -60,6 +75,17 @@ class TrainConfig:
         for name in ("steps", "batch_size", "crop", "val_every", "ckpt_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ColorizerError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("view", "val_crop"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ColorizerError(f"{name} must be at least 1, got {value}")
+        if not 0 <= self.no_hint_fraction <= 1:
+            raise ColorizerError(f"no_hint_fraction must be in [0, 1], got {self.no_hint_fraction}")
+
+    @property
+    def cached_side(self) -> int:
+        """The crop side the training photos are cached for: room for the view."""
+        return max(self.crop, self.view or 0)
 
     def to_dict(self) -> dict:
         return asdict(self)

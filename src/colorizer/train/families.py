@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from colorizer.models.bin_classifier import BinClassifier
     from colorizer.models.colornet_hints import ColorNetHints
     from colorizer.models.colornet_v2_hints import ColorNetV2Hints
+    from colorizer.models.colornet_v3 import ColorNetV3
     from colorizer.models.eccv16 import ECCV16
     from colorizer.models.som_mlp import SomMLP
 
@@ -230,10 +231,10 @@ class Hints(Classification):
     name = "hints"
     default_arch = "colornet-hints"
     # The classifiers that take hints (checked below).
-    net: ColorNetHints | ColorNetV2Hints
+    net: ColorNetHints | ColorNetV2Hints | ColorNetV3
     default_lr = 3e-4
-    l1_weight = 10.0
     patch_sizes = tuple(range(1, 10))
+    new_keys: tuple[str, ...] = ("hint_",)  # what the initial weights may lack (start at zero)
 
     def load_initial(self, init: str | None) -> None:
         """Always start from trained weights (default: the architecture's initial_model); the
@@ -245,18 +246,23 @@ class Hints(Classification):
         path = initial_weights(init) if init else ensure_weights(self.net.initial_model)
         state = load_state_dict_file(path, self.arch)
         missing, unexpected = self.net.load_state_dict(state, strict=False)
-        if unexpected or any(not key.startswith("hint_") for key in missing):
+        if unexpected or any(not key.startswith(self.new_keys) for key in missing):
             raise ColorizerError(f"{path}: does not fit {self.arch} ({missing=}, {unexpected=})")
 
     def hints(self, ab: torch.Tensor, generator: np.random.Generator):
         from colorizer.guidance.hints import encode_hints, geometric_count, sample_hints
 
         h, w = ab.shape[-2:]
+        none = self.config.no_hint_fraction
+
+        def count() -> int:  # no extra draw without no_hint_fraction: same streams as before
+            return 0 if none > 0 and generator.random() < none else geometric_count(generator)
+
         planes = [
             encode_hints(
                 sample_hints(
                     grid_ab,
-                    geometric_count(generator),
+                    count(),
                     generator,
                     patch=self.patch_sizes,
                     normal=True,
@@ -284,14 +290,146 @@ class Hints(Classification):
         cross_entropy = -(target * F.log_softmax(logits, dim=1)).sum(dim=1)
         decoded = color.annealed_mean(logits, self.bins, self.net.temperature)
         l1 = (decoded - true_ab).abs().mean() / AB_SCALE
-        loss = (weight * cross_entropy).mean() + self.l1_weight * l1
+        loss = (weight * cross_entropy).mean() + self.config.hint_l1_weight * l1
         descend(self.optimizers["net"], loss)
         return {"ce": loss.item(), "l1": l1.item()}
 
 
+class Guided(Hints):
+    """colornet-v3's recipe: one network for automatic colour and hints, trained fast on a CPU.
+
+    The hints family's loss and hint sampling, with ``no_hint_fraction`` of the photos given no
+    hint (so every step also trains the automatic model), the hint convolutions at
+    ``hint_lr_scale`` x the learning rate (they start at zero and must grow), and, with
+    ``freeze_early``, the encoder's stem and first blocks fixed and run without gradients (no
+    hint enters there). The confidence head learns, by binary cross-entropy, whether each
+    decoded ab lands within ``CONFIDENT_WITHIN`` of the truth.
+    """
+
+    name = "guided"
+    default_arch = "colornet-v3"
+    new_keys = ("hint_", "confidence_")
+    net: ColorNetV3
+
+    def __init__(self, config: TrainConfig, device: torch.device) -> None:
+        super().__init__(config, device)
+        if not hasattr(self.net, "late_features"):
+            raise ColorizerError(f"architecture {self.arch!r} is not a colornet-v3")
+        if config.channels_last:
+            self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+
+    def adam(self, module: torch.nn.Module) -> torch.optim.Optimizer:
+        """Adam over three groups: decoder (1), trainable encoder (encoder_lr_scale), hint
+        convolutions (hint_lr_scale); frozen early parameters in none."""
+        if self.config.freeze_early:
+            for parameter in self.net.early_parameters():
+                parameter.requires_grad_(False)
+        encoder = {id(p) for p in self.net.encoder.parameters()}
+        hint = {id(p) for name, p in self.net.named_parameters() if name.startswith("hint_")}
+        groups: dict[float, list[torch.nn.Parameter]] = {}
+        for parameter in module.parameters():
+            if not parameter.requires_grad:
+                continue
+            scale = (
+                self.config.hint_lr_scale
+                if id(parameter) in hint
+                else self.config.encoder_lr_scale
+                if id(parameter) in encoder
+                else 1.0
+            )
+            groups.setdefault(scale, []).append(parameter)
+        return torch.optim.Adam(
+            [{"params": params, "lr_scale": scale} for scale, params in groups.items()],
+            lr=self.lr,
+            betas=self.betas,
+        )
+
+    def step(self, batch: data.Batch) -> dict[str, float]:
+        from colorizer.models.colornet_hints import hint_channels
+        from colorizer.models.colornet_v3 import CONFIDENT_WITHIN
+
+        seed = int(batch.ab[:, :, 0, 0].sum().item() * 1000) & 0x7FFFFFFF
+        hint_ab, mask = self.hints(batch.ab, np.random.default_rng(seed))
+        l = self._layout(batch.l)  # noqa: E741
+        hints = self._layout(hint_channels(l, hint_ab, mask))
+        with torch.set_grad_enabled(not self.config.freeze_early):
+            x4, x8 = self.net.early_features(l)
+        features = self.net.late_features(x4, x8, hints)
+        logits = self.net.head(features).float()
+        stride = l.shape[-1] // logits.shape[-1]
+        true_ab = batch.ab[..., ::stride, ::stride]
+        target = color.soft_encode(true_ab, self.bins)
+        weight = self.extra["weights"].to(self.device)[target.argmax(dim=1)]
+        cross_entropy = -(target * F.log_softmax(logits, dim=1)).sum(dim=1)
+        decoded = color.annealed_mean(logits, self.bins, self.net.temperature)
+        l1 = (decoded - true_ab).abs().mean() / AB_SCALE
+        right = ((decoded - true_ab).norm(dim=1, keepdim=True) < CONFIDENT_WITHIN).float()
+        confidence = F.binary_cross_entropy_with_logits(
+            self.net.confidence_logits(features).float(), right.detach()
+        )
+        ce = (weight * cross_entropy).mean()
+        descend(self.optimizers["net"], ce + self.config.hint_l1_weight * l1 + confidence)
+        return {"ce": ce.item(), "l1": l1.item(), "conf_bce": confidence.item()}
+
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+        if self.config.channels_last:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    @torch.no_grad()
+    def extra_validation(self, rgb: torch.Tensor) -> dict[str, float]:
+        """PSNR with 10 ground-truth hints (SIGGRAPH17's protocol, fixed draws) and how well
+        the confidence is calibrated (expected calibration error, 10 bins)."""
+        from colorizer import metrics
+        from colorizer.guidance.hints import encode_hints, sample_hints
+        from colorizer.models.colornet_v3 import CONFIDENT_WITHIN
+
+        net = self.net.eval()
+        generator = np.random.default_rng(0)
+        psnrs, probabilities, rights = [], [], []
+        for chunk in rgb.split(16):
+            chunk = chunk.to(self.device)
+            lab = color.rgb_to_lab(chunk)
+            l, ab = lab[:, :1], lab[:, 1:]  # noqa: E741
+            h, w = l.shape[-2:]
+            planes = [
+                encode_hints(sample_hints(a, 10, generator), w, h, (h, w))
+                for a in ab.permute(0, 2, 3, 1).cpu().numpy()
+            ]
+            hint_ab = torch.from_numpy(np.stack([p[0] for p in planes])).to(l)
+            mask = torch.from_numpy(np.stack([p[1] for p in planes])).to(l)
+            hinted = color.lab_to_rgb(torch.cat([l, net(l, hint_ab, mask)], dim=1)).cpu()
+            psnrs += [
+                metrics.psnr(p.permute(1, 2, 0).numpy(), t.permute(1, 2, 0).numpy())
+                for p, t in zip(hinted, chunk.cpu(), strict=True)
+            ]
+            probabilities.append(net.confidence(l).flatten().cpu())
+            rights.append(((net(l) - ab).norm(dim=1) < CONFIDENT_WITHIN).flatten().cpu())
+        net.train()
+        return {"psnr_10_hints": float(np.mean(psnrs))} | calibration(
+            torch.cat(probabilities), torch.cat(rights).float()
+        )
+
+
+def calibration(probability: torch.Tensor, right: torch.Tensor, bins: int = 10) -> dict:
+    """Mean confidence, accuracy and the expected calibration error over ``bins`` equal bins."""
+    index = (probability * bins).long().clamp(max=bins - 1)
+    error = 0.0
+    for b in range(bins):
+        chosen = index == b
+        if chosen.any():
+            gap = (probability[chosen].mean() - right[chosen].mean()).abs()
+            error += float(gap) * float(chosen.float().mean())
+    return {
+        "confidence": float(probability.mean()),
+        "right": float(right.mean()),
+        "calibration_error": error,
+    }
+
+
 FAMILIES: dict[str, type[Family]] = {
     family.name: family
-    for family in (Regression, Classification, Pix2PixGAN, SomMlp, Hints, RefinerFamily)
+    for family in (Regression, Classification, Pix2PixGAN, SomMlp, Hints, Guided, RefinerFamily)
 }
 
 

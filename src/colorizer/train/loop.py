@@ -99,7 +99,9 @@ def _run(family, config, photos, val_rgb, start, seconds, info, world, progress)
             for group in optimizer.param_groups:
                 group["lr"] = lr * group.get("lr_scale", 1.0)
         generator = data.batch_generator(config.seed, step, rank)
-        rgb = data.random_crops(photos, config.batch_size, config.crop, generator, family.device)
+        rgb = data.random_crops(
+            photos, config.batch_size, config.crop, generator, family.device, config.view
+        )
         meter.add(family.step(data.make_batch(rgb)))
         bar.update(1)
         done = step + 1
@@ -202,7 +204,7 @@ def load_data(config: TrainConfig, verbose: bool) -> tuple[data.PhotoSet, torch.
     train_files, val_files = data.training_and_validation_files(
         config.train, config.val, config.val_fraction
     )
-    photos = data.load_photos(train_files, config.crop, config.workers, config.cache)
+    photos = data.load_photos(train_files, config.cached_side, config.workers, config.cache)
     if verbose:
         say(f"training data {config.train}: {photos.summary()}")
         for name, reason in photos.corrupt:
@@ -211,12 +213,13 @@ def load_data(config: TrainConfig, verbose: bool) -> tuple[data.PhotoSet, torch.
         raise ColorizerError(f"{config.train}: no colour photos to train on")
     if not val_files:
         return photos, None
+    val_crop = config.val_crop or config.crop
     val = data.load_photos(
-        data.spread(val_files, config.val_images), config.crop, config.workers, config.cache
+        data.spread(val_files, config.val_images), val_crop, config.workers, config.cache
     )
     if verbose:
         say(f"validation data: {val.summary()}")
-    return photos, data.centre_crops(val.photos, config.crop) if val.photos else None
+    return photos, data.centre_crops(val.photos, val_crop) if val.photos else None
 
 
 # -- validation ---------------------------------------------------------------------------------
@@ -238,21 +241,38 @@ def predict_rgb(family: Family, rgb: torch.Tensor) -> torch.Tensor:
 
 
 def validate(family: Family, rgb: torch.Tensor, grid_path: Path | None = None) -> dict:
-    """Mean PSNR (dB) and raw AuC over the validation crops; writes the sample grid."""
-    from colorizer import metrics
-
+    """Over the validation crops: mean PSNR (dB), raw AuC, the pooled class-rebalanced AuC (the
+    crops' own prior, as ``colorize eval`` weighs a set) and colourfulness as a fraction of the
+    truth's; then whatever the family adds (``extra_validation``). Writes the sample grid."""
     predicted = predict_rgb(family, rgb)
-    pairs = [
-        (p.permute(1, 2, 0).numpy(), t.permute(1, 2, 0).numpy())
-        for p, t in zip(predicted, rgb, strict=True)
-    ]
-    scores = {
-        "psnr": float(np.mean([metrics.psnr(p, t) for p, t in pairs])),
-        "auc": float(np.mean([metrics.auc(p, t) for p, t in pairs])),
-    }
+    scores = score_crops(predicted, rgb)
+    extra = getattr(family, "extra_validation", None)
+    if extra is not None:
+        scores |= extra(rgb)
     if grid_path is not None:
         write_grid(grid_path, rgb[:GRID_ROWS], predicted[:GRID_ROWS])
     return scores
+
+
+def score_crops(predicted: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
+    """``validate``'s figures for N x 3 x H x W sRGB predictions against their truth."""
+    from colorizer import metrics
+
+    pairs = [
+        (p.permute(1, 2, 0).numpy(), t.permute(1, 2, 0).numpy())
+        for p, t in zip(predicted, truth, strict=True)
+    ]
+    true_ab = color.rgb_to_lab(truth)[:, 1:].permute(0, 2, 3, 1).numpy()
+    counts = np.bincount(metrics.ab_bin_index(true_ab).ravel(), minlength=313)
+    pooled = metrics.PooledAuC(counts / counts.sum())
+    rows = [metrics.evaluate_pair(p, t, pooled=pooled) for p, t in pairs]
+    colourfulness = sum(r["cf"] for r in rows) / max(sum(r["cf_truth"] for r in rows), 1e-9)
+    return {
+        "psnr": float(np.mean([r["psnr"] for r in rows])),
+        "auc": float(np.mean([r["auc"] for r in rows])),
+        "auc_rebal_pooled": pooled.value,
+        "cf_ratio": colourfulness,
+    }
 
 
 def write_grid(path: Path, truth: torch.Tensor, predicted: torch.Tensor) -> None:

@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from colorizer.cache_cli import add_cache_parser
 from colorizer.errors import ColorizerError
 from colorizer.guidance.cli import add_eval_arguments as add_guidance_eval_arguments
 from colorizer.guidance.cli import add_image_arguments as add_guidance_arguments
@@ -17,6 +18,7 @@ from colorizer.options import (
     add_model_options,
     run_command,
 )
+from colorizer.provenance.cli import add_inspect_parser, add_provenance_arguments
 from colorizer.server.cli import add_server_parsers
 from colorizer.train.cli import add_train_parser
 from colorizer.video.cli import add_video_eval_arguments, add_video_parser
@@ -478,6 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     image.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_guidance_arguments(image)
+    add_provenance_arguments(image)
     add_engine_options(image)
     image.set_defaults(run=cmd_image)
 
@@ -514,8 +517,11 @@ def build_parser() -> argparse.ArgumentParser:
         video, "segments colorized at once (default: one per CPU, or GPU)", None, False
     )
     video.set_defaults(run=cmd_video)
+    add_provenance_arguments(video)
     add_train_parser(commands)
     add_server_parsers(commands)
+    add_inspect_parser(commands)
+    add_cache_parser(commands)
 
     models = commands.add_parser(
         "models",

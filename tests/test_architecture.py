@@ -1,12 +1,13 @@
 """The package's shape: no module imports, even lazily, a module that imports it back.
 
-Every module of ``colorizer`` is parsed with ``ast``; every ``import`` in it counts, at the top
-and inside functions alike, except those under ``if TYPE_CHECKING:`` (annotations only, never
-run). An import names the most specific module file it reaches: ``from colorizer.guidance
-import core`` is ``colorizer/guidance/core.py``, ``from colorizer.guidance import Guidance``
-is ``colorizer/guidance/__init__.py``, which counts as a module like any other. The parent
-packages Python also initialises on the way are not counted: each has its own edges, checked
-in turn. A strongly connected component of more than one module is a cycle, and fails.
+Every module of ``colorizer`` is parsed with ``ast``; every ``import`` in it counts, at the top,
+inside functions and under ``if TYPE_CHECKING:`` alike (an annotation that needs the module
+above is as much a dependency on it as a call). An import names the most specific module file
+it reaches: ``from colorizer.guidance import core`` is ``colorizer/guidance/core.py``,
+``from colorizer.guidance import Guidance`` is ``colorizer/guidance/__init__.py``, which
+counts as a module like any other. The parent packages Python also initialises on the way are
+not counted: each has its own edges, checked in turn. A strongly connected component of more
+than one module is a cycle, and fails.
 """
 
 from __future__ import annotations
@@ -31,21 +32,11 @@ def _modules() -> dict[str, Path]:
     return modules
 
 
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
 def _imports(tree: ast.AST, module: str, is_package: bool) -> list[tuple[str, list[str]]]:
-    """(imported module, names taken from it) for every import outside TYPE_CHECKING blocks."""
+    """(imported module, names taken from it) for every import, wherever it stands."""
     found: list[tuple[str, list[str]]] = []
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node.test):
-            for child in node.orelse:
-                visit(child)
-            return
         if isinstance(node, ast.Import):
             found.extend((alias.name, []) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -133,6 +124,8 @@ def test_the_walk_sees_every_kind_of_import():
     assert "colorizer.planes" in graph["colorizer.pipeline"]
     # A lazy import inside a function counts.
     assert "colorizer.pipeline" in graph[PACKAGE]
+    # So does one under TYPE_CHECKING (guiders.py imports Prediction only there).
+    assert "colorizer.prediction" in graph["colorizer.guidance.guiders"]
 
 
 def test_cycle_finder_finds_a_cycle():
@@ -145,3 +138,31 @@ def test_no_import_cycles():
     graph = import_graph()
     found = cycles(graph)
     assert not found, "\n".join(_describe(c, graph) for c in found)
+
+
+def _is_cli(module: str) -> bool:
+    """A command-line module: ``colorizer.cli``, any ``*.cli``, or a ``__main__`` entry point."""
+    return module == f"{PACKAGE}.cli" or module.endswith((".cli", ".__main__"))
+
+
+def test_library_modules_never_import_a_command_line_module():
+    """Front ends import the library, never the reverse: only CLI modules (and the package's
+    lazy ``__init__``, which names no CLI module) may import ``colorizer.cli`` or a ``*.cli``."""
+    graph = import_graph()
+    upward = [
+        f"{module} -> {target}"
+        for module, targets in sorted(graph.items())
+        if not _is_cli(module)
+        for target in sorted(targets)
+        if _is_cli(target)
+    ]
+    assert not upward, "library modules importing command-line modules:\n" + "\n".join(upward)
+
+
+def test_guidance_never_imports_the_pipeline():
+    """Guiders are given the network's outputs; they never run it (issue 23)."""
+    graph = import_graph()
+    guidance = [m for m in graph if m.startswith(f"{PACKAGE}.guidance") and not _is_cli(m)]
+    assert guidance
+    offending = [m for m in guidance if f"{PACKAGE}.pipeline" in graph[m]]
+    assert not offending, offending

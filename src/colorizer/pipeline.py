@@ -7,7 +7,9 @@ luminance and resolution; alpha is carried through untouched.
 
 ``Colorizer.predict_planes`` is the one seam to the network: L* planes of any size in, ab on
 the network's square grid out, the size chosen per call. Everything that runs a model (this
-module, ``colorizer.guidance``, ``colorizer.video``, the server) goes through it.
+module, ``colorizer.video``, the server) goes through it. Guidance (``colorizer.guidance``, a
+layer above) never runs the network: ``guided_ab`` asks it what the network should be given,
+runs the network, and hands it the answer (``colorizer.prediction``).
 """
 
 from __future__ import annotations
@@ -23,14 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from colorizer import imageio, planes, runtime
+from colorizer import color, imageio, planes, runtime
 from colorizer.errors import ColorizerError
 from colorizer.planes import compose, resize_plane
+from colorizer.prediction import Guide, NetworkRequest, Prediction, decode_distribution
 
 if TYPE_CHECKING:
     import torch
-
-    from colorizer.guidance import Guidance
 
 __all__ = ["DEFAULT_MODEL", "Colorizer", "compose", "resize_plane", "resolve_device"]
 
@@ -206,7 +207,7 @@ class Colorizer:
     # -- public API ---------------------------------------------------------------------------
 
     def colorize(
-        self, image: Any, guidance: Guidance | None = None, *, size: int | None = None
+        self, image: Any, guidance: Guide | None = None, *, size: int | None = None
     ) -> Any:
         """Colorize one image: a path, PIL image or numpy array; returns the same kind.
 
@@ -221,7 +222,7 @@ class Colorizer:
         self,
         images: Sequence[Any],
         batch_size: int = 8,
-        guidance: Guidance | None = None,
+        guidance: Guide | None = None,
         *,
         size: int | None = None,
     ) -> list[Any]:
@@ -231,7 +232,7 @@ class Colorizer:
         del batch_size
         return [self._colorize_any(image, guidance, size) for image in images]
 
-    def _colorize_any(self, image: Any, guidance: Guidance | None, size: int | None) -> Any:
+    def _colorize_any(self, image: Any, guidance: Guide | None, size: int | None) -> Any:
         unguided = guidance is None or guidance.empty
         if unguided and isinstance(image, np.ndarray):
             pixels = imageio.pixels_of_array(image, max_pixels=self.max_pixels)
@@ -256,7 +257,7 @@ class Colorizer:
         return compose(lightness, ab, out_dtype=np.uint8)
 
     def colorize_file(
-        self, src: str | Path, dst: str | Path, guidance: Guidance | None = None
+        self, src: str | Path, dst: str | Path, guidance: Guide | None = None
     ) -> Path:
         """Read ``src``, colorize it, write ``dst`` atomically (format from its suffix)."""
         if guidance is None or guidance.empty:
@@ -317,11 +318,30 @@ class Colorizer:
         """The model's ``k`` likeliest colours at image pixel (x, y), best first, as
         ``{"hex": "#rrggbb", "ab": [a, b], "probability": p}`` (hex at the photo's lightness
         there). Models without a distribution give their one predicted colour."""
+        from colorizer.prediction import distribution_modes
+
         picture = self.read(image)
         lightness = picture_lightness(picture)
-        from colorizer.guidance import core  # the one upward import: a convenience here
-
-        return core.suggest_colors(self, lightness, x, y, k, size=size)
+        height, width = lightness.shape
+        planes.check_point(x, y, width, height, "point 0")
+        if k < 1:
+            raise ColorizerError(f"k must be at least 1, got {k}")
+        light = float(
+            lightness[min(max(round(y), 0), height - 1), min(max(round(x), 0), width - 1)]
+        )
+        distribution = self.predict_bins([lightness], size=size)
+        if distribution is None:
+            ab = self.predict_planes([lightness], size=size)[0]
+            a, b = (
+                float(v) for v in ab[_cell(y, height, ab.shape[0]), _cell(x, width, ab.shape[1])]
+            )
+            return [{"hex": color.lab_to_hex(light, a, b), "ab": [a, b], "probability": 1.0}]
+        grid_h, grid_w = distribution.shape[-2:]
+        cell = distribution[0, :, _cell(y, height, grid_h), _cell(x, width, grid_w)]
+        return [
+            {"hex": color.lab_to_hex(light, a, b), "ab": [a, b], "probability": probability}
+            for (a, b), probability in distribution_modes(cell.double().numpy(), k)
+        ]
 
     @property
     def accepts_hints(self) -> bool:
@@ -331,20 +351,42 @@ class Colorizer:
     def colorize_pictures(
         self,
         pictures: Sequence[imageio.Picture],
-        guidance: Guidance | None = None,
+        guidance: Guide | None = None,
         *,
         size: int | None = None,
     ) -> list[np.ndarray]:
         """Decoded pictures -> H x W x 3 float32 sRGB in [0, 1], one per picture."""
         lightness = [picture_lightness(p) for p in pictures]
         if guidance is not None and not guidance.empty:
-            # The guidance applies itself (colorizer.guidance sits above this module).
-            return [compose(light, guidance.ab(self, light, size=size)) for light in lightness]
+            return [compose(light, self.guided_ab(light, guidance, size)) for light in lightness]
         # One photo per network call: a convolution's float result depends on the batch it is
         # in (PyTorch and OpenVINO pick kernels by shape), which moved a few pixels of a batch
         # by one level against single calls. On the CPU a batch is no faster per photo
         # (benchmarks/RESULTS.md, issue 11), so colorize_batch equals colorize exactly.
         return [compose(light, self.predict_planes([light], size=size)[0]) for light in lightness]
+
+    def guided_ab(self, lightness: np.ndarray, guidance: Guide, size: int | None = None):
+        """Full-resolution H x W x 2 ab of the photo of L* ``lightness`` under ``guidance``:
+        the guidance plans what the network is given, the network runs (on the model's
+        hint-aware sibling when there are point hints), the guidance finishes the ab."""
+        colorizer = self.for_hints() if guidance.wants_hint_model else self
+        plan = guidance.plan(
+            lightness, accepts_hints=colorizer.accepts_hints, grid=size or colorizer.size
+        )
+        request = plan.request
+        prediction = None if request is None else colorizer.predict(lightness, request, size)
+        return plan.finish(prediction)
+
+    def predict(
+        self, lightness: np.ndarray, request: NetworkRequest, size: int | None = None
+    ) -> Prediction:
+        """The network's answer to a guided photo's ``request``, on its own grid."""
+        hints = request.hint_planes
+        distribution = self.predict_bins([lightness], hints, size=size)
+        if distribution is None:
+            return Prediction(self.predict_planes([lightness], hints, size=size)[0], None, False)
+        temperature = getattr(self.net, "temperature", color.DEFAULT_TEMPERATURE)
+        return decode_distribution(distribution, request.bin_weights, temperature)
 
     # -- the one seam to the network ------------------------------------------------------------
 
@@ -362,7 +404,7 @@ class Colorizer:
     def predict_planes(
         self,
         lightness: Sequence[np.ndarray],
-        hints: tuple[np.ndarray, np.ndarray] | None = None,
+        hints: tuple[np.ndarray, ...] | None = None,
         size: int | None = None,
     ) -> np.ndarray:
         """L* planes (each H x W, 0..100, any size) -> N x S x S x 2 float32 ab on the network's
@@ -379,7 +421,7 @@ class Colorizer:
     def predict_bins(
         self,
         lightness: Sequence[np.ndarray],
-        hints: tuple[np.ndarray, np.ndarray] | None = None,
+        hints: tuple[np.ndarray, ...] | None = None,
         size: int | None = None,
     ) -> torch.Tensor | None:
         """As ``predict_planes``, the model's probabilities over the 313 ab bins
@@ -411,7 +453,12 @@ class Colorizer:
             return distribution(*(x.to(self.device) for x in inputs))
 
 
-def _hint_tensors(hints: tuple[np.ndarray, np.ndarray] | None) -> tuple[torch.Tensor, ...]:
+def _cell(coordinate: float, extent: int, cells: int) -> int:
+    """The grid cell (of ``cells`` along an ``extent``-pixel side) holding pixel ``coordinate``."""
+    return min(int((coordinate + 0.5) * cells / extent), cells - 1)
+
+
+def _hint_tensors(hints: tuple[np.ndarray, ...] | None) -> tuple[torch.Tensor, ...]:
     import torch
 
     return () if hints is None else tuple(torch.from_numpy(h) for h in hints)

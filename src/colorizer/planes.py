@@ -22,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 
+from colorizer.errors import ColorizerError
+
 # The Y row of sRGB (linear) -> XYZ (colorizer.color.XYZ_FROM_RGB, skimage's); tests hold them
 # equal. CIE L*'s linear-segment threshold (6/29)^3 and slope, as skimage rounds them.
 SRGB_Y_WEIGHTS = (0.212671, 0.715160, 0.072169)
@@ -213,3 +215,13 @@ def rgb_to_lab_image(rgb: np.ndarray) -> np.ndarray:
     lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)
     lab[..., 0] = lightness_image(rgb)
     return lab
+
+
+def check_point(x: float, y: float, width: int, height: int, label: str = "point") -> None:
+    """A point in image pixel coordinates must lie on the image (``-0.5 <= x < W - 0.5``,
+    likewise y); ``label`` names it in the error."""
+    if not (-0.5 <= x < width - 0.5 and -0.5 <= y < height - 0.5):
+        raise ColorizerError(
+            f"{label} at ({x:g}, {y:g}) lies outside the {width}x{height} "
+            "image (x in 0..width-1, y in 0..height-1)"
+        )

@@ -286,7 +286,7 @@ def test_reference_transfer_on_a_synthetic_pair():
     ref_rgb = planes.lab_to_rgb_image(np.dstack([ref_l, ref_ab]))
     lightness = np.full((48, 64), 30.0, np.float32)
     lightness[:, 40:] = 80
-    ab = core.guided_ab(None, lightness, Guidance(reference=ref_rgb))
+    ab = core.propagated_ab(lightness, Guidance(reference=ref_rgb))
     assert ab[:, :36, 1].mean() < -30  # dark -> blue
     assert ab[:, 44:, 1].mean() > 40  # bright -> yellow
     with pytest.raises(ColorizerError, match="no colour"):
@@ -364,7 +364,7 @@ def test_hints_family_takes_a_step(monkeypatch):
 
 
 def test_distribution_modes_merge_neighbouring_bins_into_distinct_colours():
-    from colorizer.guidance.core import distribution_modes
+    from colorizer.prediction import distribution_modes
 
     bins = color.ab_bins().numpy()
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from colorizer import color
+from colorizer import color, planes
 from colorizer.errors import ColorizerError
 
 DEFAULT_PATCH = 5
@@ -147,11 +147,7 @@ def parse_hint_arg(text: str) -> PointHint:
 def check_inside(points: Iterable[PointHint], width: int, height: int, source: str = "hint"):
     """Every point must lie on the image (``-0.5 <= x < W - 0.5``, likewise y)."""
     for i, point in enumerate(points):
-        if not (-0.5 <= point.x < width - 0.5 and -0.5 <= point.y < height - 0.5):
-            raise ColorizerError(
-                f"{source} {i} at ({point.x:g}, {point.y:g}) lies outside the {width}x{height} "
-                "image (x in 0..width-1, y in 0..height-1)"
-            )
+        planes.check_point(point.x, point.y, width, height, f"{source} {i}")
 
 
 def patch_box(point: PointHint, width: int, height: int, grid_w: int, grid_h: int):

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from colorizer import imageio, planes
-from colorizer.guidance.core import Guidance, guided_ab
+from colorizer.guidance.core import Guidance, propagated_ab
 from colorizer.guidance.hints import DEFAULT_PATCH, PointHint, sample_hints
 from colorizer.planes import compose
 
@@ -52,7 +52,9 @@ def hinted_method(colorizer, count: int, grid: int | None = None, propagate: boo
         if colorizer is not None and not points:
             return colorizer.colorize_pictures([picture])[0]
         guidance = Guidance(points=points, propagate=propagate)
-        return compose(light, guided_ab(colorizer, light, guidance))
+        if colorizer is None:
+            return compose(light, propagated_ab(light, guidance))
+        return compose(light, colorizer.guided_ab(light, guidance))
 
     return run
 

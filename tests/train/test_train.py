@@ -117,6 +117,31 @@ def test_validation_files_are_never_trained_on(photo_folder, tmp_path):
     assert val and not {p.resolve() for p in train} & {p.resolve() for p in val}
 
 
+def test_a_small_set_always_holds_out_its_fraction(tmp_path):
+    # Eight names that the hash alone would all keep for training.
+    names = (f"p{index}.jpg" for index in range(1000))
+    files = [tmp_path / n for n in names if data._hash_fraction(n) >= 0.25][:8]
+    assert not [p for p in files if data._hash_fraction(p.name) < 0.25]
+    kept, held = data.split_files(files, tmp_path, 0.25)
+    assert len(held) == 2 and set(kept).isdisjoint(held) and len(kept) == 6
+    assert data.split_files(files, tmp_path, 0.25) == (kept, held)
+    assert data.split_files(files, tmp_path, 0.0) == (files, [])
+
+
+def test_near_neutral_photos_are_kept_and_toned_ones_skipped(tmp_path):
+    """Fog (little chroma, looks grey) is colour truth worth training on; a sepia print (one
+    strong tint) and a B&W photo stored as RGB are not."""
+    rng = np.random.default_rng(0)
+    base = np.clip(rng.normal(0.55, 0.15, (64, 64, 1)), 0, 1).repeat(3, axis=2)
+    fog = base + np.array([0.0, 0.01, 0.02])  # a faint blue-grey haze
+    sepia = base * np.array([1.0, 0.8, 0.55])
+    for name, rgb in {"fog": fog, "sepia": sepia, "grey": base}.items():
+        Image.fromarray(np.uint8(np.clip(rgb, 0, 1) * 255)).save(tmp_path / f"{name}.png")
+    decoded = {p.stem: data.decode(p, 32)[0] for p in sorted(tmp_path.glob("*.png"))}
+    assert decoded == {"fog": "ok", "sepia": "grey", "grey": "grey"}
+    assert data.GREY_CHROMA <= data.mean_chroma(np.clip(fog, 0, 1)) < data.NEUTRAL_CHROMA
+
+
 def test_random_crops_are_reproducible_and_in_range():
     photos = [colour_blocks(1, 40, 52), colour_blocks(2, 44, 40)]
     first = data.random_crops(photos, 5, 32, data.batch_generator(3, 7), "cpu")

@@ -1,14 +1,15 @@
 """Training photos: find, decode once into a compact uint8 cache, and draw augmented batches.
 
 Photos are decoded by ``colorizer.imageio`` (so CMYK, 16-bit, EXIF rotation are handled as at
-inference); toned and grey ones (``looks_colour`` False with a mean chroma of at least
-``NEUTRAL_CHROMA``: sepia prints, B&W stored as RGB) are skipped and counted, unreadable ones
-skipped and reported. Near-neutral colour photos (fog, overcast, asphalt, concrete seen from the
-air: ``looks_colour`` False but little chroma) are kept: they are what teaches a model to leave
-grey surfaces grey. Each kept photo is resized so that its short side lies between the
-crop size and 1.25 x the crop size, then held in memory as uint8 (3600 photos: ~0.6 GB at crop
-176). Batches are cut on the training device: random position, flip, mild scale and rotation,
-all in one ``grid_sample`` per photo, then sRGB -> Lab with ``colorizer.color``.
+inference). Toned and grey ones (``looks_colour`` False and a mean chroma of at least
+``NEUTRAL_CHROMA`` or under ``GREY_CHROMA``: sepia prints, B&W stored as RGB) are skipped and
+counted, unreadable ones skipped and reported. Near-neutral colour photos (fog, overcast,
+asphalt and concrete seen from the air: ``looks_colour`` False, a mean chroma in between) are
+kept: they are what teaches a model to leave grey surfaces grey. Each kept photo is resized so
+that its short side lies between the crop size and 1.25 x the crop size, then held in memory
+as uint8 (3600 photos: ~0.6 GB at crop 176). Batches are cut on the training device: random
+position, flip, mild scale and rotation, all in one ``grid_sample`` per photo, then sRGB -> Lab
+with ``colorizer.color``.
 """
 
 from __future__ import annotations
@@ -38,12 +39,14 @@ SUFFIXES = imageio.PHOTO_SUFFIXES
 MARGIN = 1.25  # cached short side / crop: room for random positions, scale and rotation
 MAX_ROTATION = 10.0  # degrees
 SCALE_RANGE = (0.8, 1.1)  # side of the photo region a crop covers, relative to the crop
-_CACHE_VERSION = 2
+_CACHE_VERSION = 3
 # Mean chroma (Lab units, on a copy at most 256 px) below which a photo that does not look colour
 # is a near-neutral scene worth training on. Measured on the 478 photos of shared/data/train that
 # looks_colour rejects: fog, weather, roads and aerial views have medians 2.5-7.3; toned prints in
 # BSDS, ECSSD, OpenImages, ImageNet-DET medians 10.5-14.7 with a cast as large as their chroma.
 NEUTRAL_CHROMA = 8.0
+# ... and above which it is not a B&W photo stored as colour (chroma noise of a grey JPEG).
+GREY_CHROMA = 1.0
 
 
 @dataclass
@@ -89,8 +92,16 @@ def _hash_fraction(text: str) -> float:
 
 def split_files(files: list[Path], root: str | Path, fraction: float):
     """Deterministic (train, val) split by a hash of each path relative to ``root``: a photo stays
-    on its side of the split when others are added or removed, and no seed can move it."""
-    val = [p for p in files if _hash_fraction(p.relative_to(root).as_posix()) < fraction]
+    on its side of the split when others are added or removed, and no seed can move it. A small
+    set the hash would leave without any validation photo (8 photos at 0.25 may draw none) holds
+    out the ``round(fraction * n)`` photos (at least one) of smallest hash instead."""
+
+    def key(path: Path) -> float:
+        return _hash_fraction(path.relative_to(root).as_posix())
+
+    val = [p for p in files if key(p) < fraction]
+    if not val and fraction > 0 and len(files) > 1:
+        val = sorted(files, key=key)[: max(1, round(fraction * len(files)))]
     chosen = set(val)
     return [p for p in files if p not in chosen], val
 
@@ -125,7 +136,7 @@ def decode(path: Path, crop: int):
         picture = imageio.read_image(path)
     except (ColorizerError, OSError, ValueError) as exc:
         return "corrupt", str(exc)
-    if not picture.looks_colour and mean_chroma(picture.rgb) >= NEUTRAL_CHROMA:
+    if not (picture.looks_colour or GREY_CHROMA <= mean_chroma(picture.rgb) < NEUTRAL_CHROMA):
         return "grey", None
     return "ok", fit_to_crop(picture.rgb, crop)
 

@@ -23,7 +23,11 @@ class LiveServer:
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2)
+        # As `colorize serve` runs it: with the settings' connection limits and deadlines.
+        from colorizer.server.connections import uvicorn_config
+
+        settings = app.state.server.settings
+        config = uvicorn_config(app, settings, log_level="warning", timeout_graceful_shutdown=2)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True

@@ -162,9 +162,9 @@ def test_a_model_not_downloaded_names_the_model_not_the_cache(constant, tmp_path
     app = create_app(settings(tmp_path), colorizers={MODEL: constant})
     with LiveServer(app) as live:
         response = post_image(live.url, data={"model": "eccv16"})
-        assert response.status_code == 503, response.text
+        assert response.status_code == 409, response.text  # issue 22: not 503 (retry)
         message = clean_detail(response, live)
-        assert "eccv16" in message and "colorize models pull eccv16" in message
+        assert "not installed" in message and "colorize models pull eccv16" in message
         assert str(tmp_path) not in message and "/" not in message.split("`")[0]
 
 

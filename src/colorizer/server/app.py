@@ -8,7 +8,8 @@ random names; a client's file name is never used for anything.
 
 The parts: ``schemas`` (what the API exchanges, the options checked), ``uploads`` (files in
 the temp area, read and encoded by ``colorizer.imageio``), ``images`` and ``videos`` (the
-routes), ``middleware`` (API key, body limits), ``errors`` (every error as JSON), ``state``
+routes), ``middleware`` (allowed hosts, API key, body limits), ``connections`` (slow and surplus
+connections), ``errors`` (every error as JSON), ``state``
 (what the routes share), ``jobs`` and ``models`` (the work queues and the model pool).
 """
 
@@ -27,8 +28,8 @@ from fastapi.staticfiles import StaticFiles
 from colorizer.pipeline import Colorizer
 from colorizer.server.errors import add_error_handlers
 from colorizer.server.images import add_image_routes
-from colorizer.server.jobs import ImageWorkers, Janitor, JobQueue, TempArea
-from colorizer.server.middleware import ApiKey, BodyLimit
+from colorizer.server.jobs import ImageWorkers, Janitor, JobQueue, MemoryBudget, TempArea
+from colorizer.server.middleware import AllowedHosts, ApiKey, BodyLimit
 from colorizer.server.models import ModelPool
 from colorizer.server.schemas import ERRORS, Example, ExampleList, Health, ModelInfo, ModelList
 from colorizer.server.settings import ServerSettings
@@ -61,6 +62,7 @@ def create_app(
         ),
         temp=temp,
         images=ImageWorkers(settings.image_workers, settings.max_pending_images),
+        memory=MemoryBudget(settings.memory_budget_bytes),
         jobs=jobs,
         janitor=Janitor(
             jobs, temp, settings.janitor_interval_s, upload_age_s=4 * settings.request_timeout_s
@@ -89,6 +91,7 @@ def create_app(
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(ApiKey, key=settings.api_key)
+    app.add_middleware(AllowedHosts, settings=settings)  # added last: runs first
     add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _service_routes(app, state)

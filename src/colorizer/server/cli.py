@@ -84,15 +84,40 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
         default=defaults.request_timeout_s,
         help="seconds per image request (%(default)s)",
     )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a host name clients may use besides localhost and the bound address (repeatable; "
+        "also $COLORIZER_ALLOWED_HOSTS, comma-separated; '*' allows any)",
+    )
+    parser.add_argument(
+        "--memory-budget-mb",
+        type=float,
+        default=defaults.memory_budget_bytes / MB,
+        help="working memory of the image requests running at once (%(default)s)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=defaults.max_connections,
+        help="open connections; more are answered 429 (%(default)s)",
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> ServerSettings:
+    from_env = os.environ.get("COLORIZER_ALLOWED_HOSTS", "").split(",")
+    key = args.api_key if args.api_key is not None else os.environ.get("COLORIZER_API_KEY")
     return ServerSettings(
         host=args.host,
         port=args.port,
         model=args.model,
         device=args.device,
-        api_key=args.api_key or os.environ.get("COLORIZER_API_KEY") or None,
+        api_key=key if key else None,  # a blank key is refused by check(), not dropped
+        allowed_hosts=tuple(h.strip() for h in [*args.allowed_host, *from_env] if h.strip()),
+        memory_budget_bytes=int(args.memory_budget_mb * MB),
+        max_connections=args.max_connections,
         max_upload_bytes=int(args.max_upload_mb * MB),
         max_video_bytes=int(args.max_video_mb * MB),
         max_pixels=args.max_pixels,
@@ -161,9 +186,10 @@ def serve(settings: ServerSettings, sock: socket.socket, *, browser: bool = Fals
     import uvicorn
 
     from colorizer.server.app import create_app
+    from colorizer.server.connections import uvicorn_config
 
     app = create_app(settings)
-    config = uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=5)
+    config = uvicorn_config(app, settings, log_level="info", timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     shown = "localhost" if is_loopback(settings.host) else settings.host
     url = f"http://{shown}:{settings.port}/"

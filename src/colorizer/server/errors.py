@@ -40,8 +40,9 @@ def weights_message(exc: WeightsError, model: str) -> str:
     """A model whose weights this server lacks: the model's name and what to do, no paths."""
     first = scrub_paths(str(exc).splitlines()[0] if str(exc) else "")
     return (
-        f"model {model!r} cannot be used on this server: {first.rstrip('.')}; the server's "
-        f"administrator can fetch it with `colorize models pull {model}`"
+        f"model {model!r} is not installed on this server: {first.rstrip('.')}; the server's "
+        f"administrator can fetch its weights with `colorize models pull {model}`, or use "
+        "another model from GET /v1/models"
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import secrets
 import shutil
@@ -16,7 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,52 +32,149 @@ class JobCancelled(Exception):
     """Raised inside a job's progress callback once the job was cancelled."""
 
 
+class Cancelled(Exception):
+    """Raised inside an image request's work once the request was abandoned (timed out)."""
+
+
 class ImageWorkers:
-    """A fixed pool of threads; at most ``max_pending`` calls running or waiting at once."""
+    """At most ``workers`` calls running, ``max_pending`` running, waiting or abandoned.
+
+    Each call runs on its own thread, so that a call abandoned by a timed-out request gives its
+    slot to the next call at once (``abandon``) while it winds down: its ``cancelled`` event is
+    set, which the work checks between its stages. It still counts towards ``max_pending``
+    until its thread ends, which bounds the threads alive at once.
+    """
 
     def __init__(self, workers: int, max_pending: int) -> None:
-        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="colorize-image")
-        self.max_pending = max_pending
+        self.workers, self.max_pending = workers, max_pending
         self._pending = 0
-        self._lock = threading.Lock()
+        self._running: set[Future] = set()
+        self._cond = threading.Condition()
+        self._closed = False
 
     @property
     def pending(self) -> int:
         return self._pending
 
-    def submit(self, fn: Callable, *args, **kwargs) -> Future:
-        with self._lock:
+    def submit(self, fn: Callable, *args, cancelled: threading.Event | None = None) -> Future:
+        with self._cond:
+            if self._closed:
+                raise QueueFull("the server is shutting down; try again shortly")
             if self._pending >= self.max_pending:
                 raise QueueFull(
                     f"the server is busy: {self._pending} images are being colorized or waiting "
                     f"(limit {self.max_pending}); try again shortly"
                 )
             self._pending += 1
+        future: Future = Future()
+        event = cancelled or threading.Event()
+        thread = threading.Thread(
+            target=self._run, args=(future, event, fn, args), name="colorize-image", daemon=True
+        )
         try:
-            future = self._executor.submit(fn, *args, **kwargs)
+            thread.start()
         except BaseException:
-            self._release(None)
+            self._end(future)
             raise
-        future.add_done_callback(self._release)  # also runs for a cancelled, still-queued call
         return future
 
-    def _release(self, _future) -> None:
-        with self._lock:
+    def abandon(self, future: Future, cancelled: threading.Event) -> None:
+        """The caller gave up on ``future``: stop its work at the next stage, free its slot."""
+        cancelled.set()
+        with self._cond:
+            self._running.discard(future)
+            self._cond.notify_all()
+
+    def _run(self, future: Future, cancelled: threading.Event, fn: Callable, args) -> None:
+        try:
+            with self._cond:
+                while len(self._running) >= self.workers and not cancelled.is_set():
+                    self._cond.wait()
+                if cancelled.is_set() or not future.set_running_or_notify_cancel():
+                    return
+                self._running.add(future)
+            try:
+                result = fn(*args)
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+        finally:
+            self._end(future)
+
+    def _end(self, future: Future) -> None:
+        with self._cond:
+            self._running.discard(future)
             self._pending -= 1
+            self._cond.notify_all()
 
     def shutdown(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        with self._cond:
+            self._closed = True
+
+
+class MemoryBudget:
+    """Bytes of working memory that the image requests running at once may use between them.
+
+    ``reserve`` waits until a request's estimate fits beside the others (or the request is
+    abandoned); an estimate over the whole budget is refused, as no wait would make it fit.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._cond = threading.Condition()
+
+    @contextlib.contextmanager
+    def reserve(self, nbytes: int, cancelled: threading.Event):
+        nbytes = max(0, int(nbytes))
+        if nbytes > self.limit:
+            raise OverBudget(nbytes, self.limit)
+        with self._cond:
+            while self.used + nbytes > self.limit:
+                if cancelled.is_set():
+                    raise Cancelled
+                self._cond.wait(_CANCEL_POLL_S)  # wakes to notice an abandoned request
+            self.used += nbytes
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.used -= nbytes
+                self._cond.notify_all()
+
+
+class OverBudget(Exception):
+    """One request alone needs more memory than the server's budget."""
+
+    def __init__(self, needed: int, limit: int) -> None:
+        super().__init__(needed, limit)
+        self.needed, self.limit = needed, limit
+
+
+_CANCEL_POLL_S = 0.25
+
+
+TEMP_PREFIX = "colorizer-server-"
+_LOCK_NAME = ".owner.lock"
 
 
 class TempArea:
-    """A private folder for uploads and results; nothing in it is named by a client."""
+    """A private folder for uploads and results; nothing in it is named by a client.
+
+    The server holds an exclusive lock on ``.owner.lock`` inside it while it runs; the kernel
+    drops the lock when the process ends, even by kill -9. So at start-up, an area beside ours
+    whose lock can be taken belongs to no live server, and is removed (``clear_stale``).
+    """
 
     def __init__(self, parent: Path | None = None) -> None:
         if parent is not None:
             Path(parent).mkdir(parents=True, exist_ok=True)
-        self.root = Path(tempfile.mkdtemp(prefix="colorizer-server-", dir=parent))
+        self.root = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=parent))
+        self._lock = _hold_lock(self.root)
         (self.root / "uploads").mkdir()
         (self.root / "jobs").mkdir()
+        self.cleared = clear_stale(self.root.parent, keep=self.root)
 
     def upload_path(self, suffix: str = "") -> Path:
         """A fresh random path for one uploaded file (the caller deletes it when done)."""
@@ -99,6 +197,49 @@ class TempArea:
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+
+def _hold_lock(root: Path):
+    """Lock a file under a temporary name, then rename it into place: ``.owner.lock`` is never
+    seen unlocked while its server lives. None where there is no flock (Windows)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    staging = root / f".owner-{secrets.token_hex(4)}"
+    handle = staging.open("wb")
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    staging.rename(root / _LOCK_NAME)
+    return handle
+
+
+def clear_stale(parent: Path, keep: Path) -> list[str]:
+    """Remove the temp areas in ``parent`` left by servers that died (kill -9, power loss):
+    only this user's ``colorizer-server-*`` folders whose owner lock nobody holds. A folder
+    without the lock (another program's, an older version's, one being made) is left alone."""
+    try:
+        import fcntl
+    except ImportError:
+        return []
+    cleared = []
+    for folder in parent.glob(f"{TEMP_PREFIX}*"):
+        lock = folder / _LOCK_NAME
+        with contextlib.suppress(OSError):
+            if folder == keep or folder.is_symlink() or folder.stat().st_uid != os.getuid():
+                continue
+            with lock.open("rb") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live server's
+                shutil.rmtree(folder, ignore_errors=True)
+                cleared.append(folder.name)
+    if cleared:
+        log.info("removed %d temp folders left by servers that stopped: %s", len(cleared), cleared)
+    return cleared
 
 
 @dataclass
@@ -134,7 +275,9 @@ class Job:
             self.total = int(total)
 
     def remove_files(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        """Delete the job's files, or, while a download is sending them, once it ends."""
+        if not self.downloading:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class JobQueue:
@@ -235,7 +378,8 @@ class JobQueue:
                 self._finish(job, *outcome)
 
     def claim_download(self, job: Job) -> bool:
-        """Whether this caller may send the result: one download at a time, and only once."""
+        """Whether this caller may send the result: one download at a time, and only once.
+        While it holds the claim, the job's files stay, even if the job is deleted meanwhile."""
         with self._cond:
             if job.status != "done" or job.downloading:
                 return False
@@ -243,16 +387,20 @@ class JobQueue:
             return True
 
     def release_download(self, job: Job) -> None:
-        """A download broke off: the result stays for another try."""
+        """A download broke off: the result stays for another try (unless deleted meanwhile)."""
         with self._cond:
             job.downloading = max(0, job.downloading - 1)
+            if job.status != "done":
+                job.remove_files()  # deleted while it was being sent
 
     def downloaded(self, job: Job) -> None:
         """The result went out in full: its files go now (the record stays until expiry)."""
         with self._cond:
-            job.downloading -= 1
-            if job.status == "done" and not job.downloading:
+            job.downloading = max(0, job.downloading - 1)
+            if job.status == "done":
                 self._finish(job, "downloaded")
+            else:
+                job.remove_files()  # deleted while it was being sent
 
     def sweep(self, now: float | None = None) -> int:
         """Expire finished jobs older than the TTL; forget their records after another TTL."""
@@ -288,10 +436,11 @@ class Janitor(threading.Thread):
         super().__init__(name="colorize-janitor", daemon=True)
         self.queue, self.temp = queue, temp
         self.interval_s, self.upload_age_s = interval_s, upload_age_s
-        self._stop = threading.Event()
+        # Not "_stop": threading.Thread has a method of that name, which join() calls.
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.wait(self.interval_s):
+        while not self._halt.wait(self.interval_s):
             try:
                 self.queue.sweep()
                 self.temp.sweep_uploads(self.upload_age_s)
@@ -299,7 +448,7 @@ class Janitor(threading.Thread):
                 log.exception("temp-area sweep failed")
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
 
 def public_message(exc: BaseException, *private: Path) -> str:

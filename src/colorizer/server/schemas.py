@@ -109,6 +109,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     429: {"model": ErrorBody, "description": "the server's queue is full; retry later"},
 }
 
+WEIGHTS_MISSING: dict[str, Any] = {
+    "model": ErrorBody,
+    "description": "the model's weights are not installed on this server (retrying will not help)",
+}
+
 
 @dataclass
 class ImageOptions:

@@ -10,6 +10,7 @@ from colorizer.errors import ColorizerError
 
 MB = 1 << 20
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+MIN_PUBLIC_KEY_LENGTH = 16  # characters; a key that other machines can guess at must be long
 
 
 @dataclass
@@ -22,6 +23,9 @@ class ServerSettings:
     device: str = "auto"
     # Requests to /v1/* must carry this key (X-API-Key or Authorization: Bearer) when set.
     api_key: str | None = None
+    # Host names (beyond localhost and the bound address) that requests may carry in Host:
+    # a keyless server refuses the rest, so a web page cannot reach it by DNS rebinding.
+    allowed_hosts: tuple[str, ...] = ()
     max_upload_bytes: int = 25 * MB  # one image upload (the reference and scribbles as well)
     max_video_bytes: int = 500 * MB
     max_pixels: int = 50_000_000  # decoded pixels of an uploaded image
@@ -33,6 +37,12 @@ class ServerSettings:
     video_workers: int = 1
     max_queued_jobs: int = 4  # video jobs waiting (not counting running ones); beyond it: 429
     request_timeout_s: float = 120.0  # an image request answers 504 after this
+    # Working memory of the image requests running at once (decoded pixels, the float planes):
+    # a request waits until its estimate fits, and one that alone is over it answers 413.
+    memory_budget_bytes: int = 1024 * MB
+    header_timeout_s: float = 10.0  # a connection must send a request's headers within this
+    body_timeout_s: float = 30.0  # a request body that sends nothing for this long is dropped
+    max_connections: int = 256  # open connections; more are answered 429 and closed
     result_ttl_s: float = 3600.0  # job files kept this long after the job ends
     janitor_interval_s: float = 30.0
     temp_dir: Path | None = None  # the temp area's parent (None: the system temp directory)
@@ -51,16 +61,31 @@ class ServerSettings:
             "request_timeout_s": self.request_timeout_s,
             "max_network_size": self.max_network_size,
             "max_hints": self.max_hints,
+            "memory_budget_bytes": self.memory_budget_bytes,
+            "header_timeout_s": self.header_timeout_s,
+            "body_timeout_s": self.body_timeout_s,
+            "max_connections": self.max_connections,
         }
         for name, value in positive.items():
             if value <= 0:
                 raise ColorizerError(f"server setting {name} must be positive, got {value!r}")
         if self.max_queued_jobs < 0:
             raise ColorizerError("server setting max_queued_jobs must be 0 or more")
+        if self.api_key is not None and not self.api_key.strip():
+            raise ColorizerError("the API key is blank: give a key of letters and digits")
+        if self.api_key is not None and self.api_key != self.api_key.strip():
+            raise ColorizerError("the API key starts or ends with whitespace: remove it")
         if not is_loopback(self.host) and not self.api_key:
             raise ColorizerError(
                 f"refusing to listen on {self.host}, which other machines can reach, without an "
                 "API key: set COLORIZER_API_KEY (or pass --api-key), or listen on 127.0.0.1"
+            )
+        if not is_loopback(self.host) and len(self.api_key or "") < MIN_PUBLIC_KEY_LENGTH:
+            length = len(self.api_key or "")
+            raise ColorizerError(
+                f"the API key is too short to listen on {self.host}: it has {length} characters, "
+                f"at least {MIN_PUBLIC_KEY_LENGTH} are needed (make one with: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(24))')"
             )
 
 

@@ -1,4 +1,5 @@
-"""What every route shares: the settings, the model pool, the temp area and the work queues."""
+"""What every route shares: the settings, the model pool, the temp area, the work queues and
+the memory budget."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass
 
 from colorizer.pipeline import Colorizer
 from colorizer.server.errors import ApiError
-from colorizer.server.jobs import ImageWorkers, Janitor, JobQueue, TempArea
+from colorizer.server.jobs import ImageWorkers, Janitor, JobQueue, MemoryBudget, TempArea
 from colorizer.server.models import ModelPool
 from colorizer.server.settings import ServerSettings
 
@@ -19,6 +20,7 @@ class ServerState:
     pool: ModelPool
     temp: TempArea
     images: ImageWorkers
+    memory: MemoryBudget
     jobs: JobQueue
     janitor: Janitor
 

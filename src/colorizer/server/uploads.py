@@ -52,7 +52,10 @@ class Uploads:
         return name in self.files
 
     def save(self, name: str) -> Path:
-        """Copy an uploaded part into the temp area under a random name, within the limit."""
+        """Copy an uploaded part into the temp area under a random name, within the limit
+        (once: later calls give the same file)."""
+        if name in self.paths:
+            return self.paths[name]
         upload = self.files[name]
         limit = self.max_bytes
         path = self.temp.upload_path()
@@ -116,6 +119,16 @@ class Uploads:
         for path in self.paths.values():
             with contextlib.suppress(OSError):
                 path.unlink()
+
+
+def image_header(path: Path) -> tuple[int, str] | None:
+    """(width x height, Pillow mode) from an image file's header, decoding no pixels; None
+    where Pillow cannot read the header (decoding then says what is wrong)."""
+    try:
+        with Image.open(path) as im:
+            return im.size[0] * im.size[1], im.mode
+    except Exception:
+        return None
 
 
 def as_array(picture: imageio.Picture) -> np.ndarray:

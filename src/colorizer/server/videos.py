@@ -24,7 +24,7 @@ from PIL import Image
 from colorizer.errors import ColorizerError, WeightsError
 from colorizer.server.errors import ApiError, weights_message
 from colorizer.server.jobs import Job, JobQueue, QueueFull, public_message
-from colorizer.server.schemas import ERRORS, ErrorBody, JobStatus
+from colorizer.server.schemas import ERRORS, WEIGHTS_MISSING, ErrorBody, JobStatus
 from colorizer.server.state import ServerState
 from colorizer.server.uploads import copy_limited
 
@@ -37,7 +37,11 @@ def add_video_routes(app: FastAPI, state: ServerState) -> None:
         tags=["video"],
         status_code=202,
         response_model=JobStatus,
-        responses={**ERRORS, 501: {"model": ErrorBody, "description": "no video support"}},
+        responses={
+            **ERRORS,
+            409: WEIGHTS_MISSING,
+            501: {"model": ErrorBody, "description": "no video support"},
+        },
     )
     async def colorize_video(
         video: Annotated[UploadFile, File(description="the film: MP4, MKV, MOV, AVI, WebM ...")],
@@ -96,7 +100,10 @@ def add_video_routes(app: FastAPI, state: ServerState) -> None:
         if job.status != "done":
             raise HTTPException(410, f"job {job.id} is {job.status}; its result is gone")
         if not state.jobs.claim_download(job):  # atomic: parallel GETs send it once
+            if job.status != "done":  # deleted or expired since the check above
+                raise HTTPException(410, f"job {job.id} is {job.status}; its result is gone")
             raise HTTPException(410, f"job {job.id}'s result is being downloaded already")
+        # From here the job's files stay until this download ends, even if the job is deleted.
         return _OneTimeFile(
             job.output,
             media_type="video/mp4",
@@ -125,6 +132,12 @@ def still_image_format(path: Path) -> str | None:
             return None if getattr(im, "is_animated", False) else im.format or "an image"
     except Exception:
         return None
+
+
+def for_api_clients(message: str) -> str:
+    """A message of the video reader, which speaks to command-line users, told to an API
+    client: a still image is colorized with POST /v1/colorize, not `colorize image`."""
+    return message.replace("`colorize image`", "POST /v1/colorize")
 
 
 def video_module():
@@ -160,7 +173,7 @@ def prepare_video_job(
             info = probe(source)
         except ColorizerError as exc:
             message = public_message(exc, source).replace("<upload>", "the video")
-            raise ApiError(400, message) from None
+            raise ApiError(400, for_api_clients(message)) from None
         except Exception as exc:  # whatever PyAV makes of a file it cannot use
             log.info("probing an uploaded video failed", exc_info=exc)
             raise ApiError(400, "the video upload is not a readable video") from None
@@ -181,10 +194,10 @@ def prepare_video_job(
         raise
     except WeightsError as exc:
         shutil.rmtree(folder, ignore_errors=True)
-        raise ApiError(503, weights_message(exc, model or state.pool.default)) from None
+        raise ApiError(409, weights_message(exc, model or state.pool.default)) from None
     except ColorizerError as exc:
         shutil.rmtree(folder, ignore_errors=True)
-        raise ApiError(400, public_message(exc, source, folder)) from None
+        raise ApiError(400, for_api_clients(public_message(exc, source, folder))) from None
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

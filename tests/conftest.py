@@ -5,6 +5,7 @@ constants live in tests/support.py.
 """
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,22 @@ class ConstantColour(nn.Module):
 
     def forward(self, l: torch.Tensor) -> torch.Tensor:  # noqa: E741 - L is the Lab name
         return self.conv((l - 50) / 100) * 110
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory) -> Path:
+    """One temporary cache folder ($COLORIZER_HOME) for the whole session: exports, OpenVINO's
+    compiled blobs and downloads never land in the user's cache. Session-wide because the
+    compile cache is what makes the suite's many OpenVINO loads cheap. Shipped weights live in
+    the package and are found as before; published weights are never in it, so tests that need
+    them use local servers. Tests may still point it elsewhere with monkeypatch; subprocesses
+    inherit it. Removed at the end: its blobs (about 700 MB) are of no use to a later session,
+    and pytest keeps the last three sessions' temp folders."""
+    folder = tmp_path_factory.mktemp("colorizer-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COLORIZER_HOME", str(folder))
+        yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)

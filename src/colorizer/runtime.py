@@ -16,7 +16,10 @@ what the pipeline needs to know without PyTorch (input size, hints). While that 
 the weights file, a ``Colorizer`` starts without importing PyTorch at all.
 
 This module imports neither PyTorch nor OpenVINO at load time: each is imported by the code
-that needs it.
+that needs it. OpenVINO is imported by ``import_openvino`` only, with its usage telemetry off.
+
+The compiled networks (exports and OpenVINO's blobs) are bounded: ``colorizer.cache.trim``
+evicts the least recently used after each export or compile.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from colorizer import cache
 from colorizer.errors import ColorizerError
 from colorizer.files import atomic_path, atomic_write, cache_dir
 from colorizer.version import __version__
@@ -78,6 +82,37 @@ class ExportRecord:
             and facts.st_size == self.weights_size
             and facts.st_mtime_ns == self.weights_mtime_ns
         )
+
+
+def import_openvino() -> Any:
+    """``openvino``, imported with its usage telemetry off.
+
+    Importing OpenVINO imports its model converter, which sends a usage event with a persistent
+    client id (``~/intel/openvino_ga_cid``) from a forked process unless ``openvino_telemetry``
+    finds an opt-out. The converter falls back to a silent stub when that package cannot be
+    imported, so it is hidden for the duration of the import: no file, no process, no packet,
+    and nothing changed in the environment that subprocesses or other tools would inherit.
+    """
+    import sys
+
+    with _IMPORT_LOCK:  # another thread must not see a half-imported openvino
+        if "openvino" in sys.modules:  # imported before colorizer: too late to change anything
+            return sys.modules["openvino"]
+        hidden = {name: sys.modules.pop(name) for name in list(sys.modules) if _telemetry(name)}
+        sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]  # -> ImportError
+        try:
+            import openvino
+        finally:
+            del sys.modules["openvino_telemetry"]
+            sys.modules.update(hidden)
+        return openvino
+
+
+_IMPORT_LOCK = threading.Lock()
+
+
+def _telemetry(module: str) -> bool:
+    return module == "openvino_telemetry" or module.startswith("openvino_telemetry.")
 
 
 def openvino_available() -> bool:
@@ -142,7 +177,10 @@ def cached_export(key: str) -> tuple[Path, ExportRecord] | None:
         record = ExportRecord(**json.loads(record_path.read_text()))
     except (OSError, ValueError, TypeError):
         return None
-    return (graph, record) if graph.is_file() else None
+    if not graph.is_file():
+        return None
+    cache.touch(record_path)  # used now: the last to be evicted
+    return graph, record
 
 
 def record_for(name: str, arch: str, weights: Path, size: int, net: nn.Module) -> ExportRecord:
@@ -167,6 +205,7 @@ def save_export(key: str, net: nn.Module, record: ExportRecord) -> Path:
     export_onnx(net, graph, size=record.input_size)
     with atomic_write(export_dir() / f"{key}.json", "w") as f:
         json.dump(asdict(record), f, indent=1)
+    cache.trim(keep=[graph])
     return graph
 
 
@@ -256,18 +295,21 @@ class OpenVinoNetwork:
     name = "openvino"
 
     def __init__(self, graph: str | Path, threads: int | None = None) -> None:
-        import openvino
+        openvino = import_openvino()
 
         self.graph = Path(graph)
         self.core = openvino.Core()
-        self.core.set_property({"CACHE_DIR": str(export_dir() / "openvino")})
+        self.core.set_property({"CACHE_DIR": str(cache.blob_dir())})
         self.config: dict[str, Any] = {
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_PRECISION_HINT": "f32",
         }
         if threads:
             self.config["INFERENCE_NUM_THREADS"] = threads
-        self.model = self.core.read_model(str(graph))  # read once; each shape reshapes a clone
+        try:  # read once; each shape reshapes a clone
+            self.model = self.core.read_model(str(graph))
+        except RuntimeError as exc:  # e.g. removed by `colorize cache clear` a moment ago
+            raise ColorizerError(f"{graph}: cannot read the exported network; run again") from exc
         inputs = self.model.inputs
         self.input_names = [i.get_any_name() for i in inputs]
         self.side = inputs[0].get_partial_shape()[2].get_length()  # the sides are fixed
@@ -281,6 +323,7 @@ class OpenVinoNetwork:
                 model = self.model.clone()
                 model.reshape({name: list(shape) for name, shape in shapes.items()})
                 self.compiled[key] = self.core.compile_model(model, "CPU", self.config)
+                cache.trim(keep=[self.graph])  # the blob just written is the newest: kept
             return self.compiled[key]
 
     def __call__(self, lightness: np.ndarray, *hints: np.ndarray) -> np.ndarray:

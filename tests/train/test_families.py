@@ -35,6 +35,8 @@ SMALL = {
     "som-mlp": ({"grid": 3, "hidden": [8]}, 32),
     # Full width: it starts from the shipped colornet-v1's weights.
     "hints": ({}, 32),
+    # colornet-v3 starts from the shipped colornet-v2's weights.
+    "guided": ({}, 64),
 }
 
 
@@ -286,3 +288,56 @@ def test_learning_rate_schedule():
     assert lr_factor(9, 100, 10) == pytest.approx(1)
     assert lr_factor(10, 100, 10) == pytest.approx(1)
     assert lr_factor(99, 100, 10) == pytest.approx(0.01, abs=1e-3)
+
+
+def test_guided_freezes_the_early_encoder_and_trains_hints_faster_and_confidence():
+    """colornet-v3's recipe: the stem and first blocks stay fixed (and run without gradients),
+    the zero-initialised hint convolutions learn at hint_lr_scale x the rate, the confidence
+    head learns, and step 0 is exactly colornet-v2."""
+    from colorizer.pipeline import Colorizer
+
+    config = TrainConfig(
+        family="guided",
+        train="-",
+        out="-",
+        crop=64,
+        batch_size=2,
+        freeze_early=True,
+        hint_lr_scale=10.0,
+        encoder_lr_scale=0.2,
+        channels_last=True,
+        hint_l1_weight=1.0,
+    )
+    torch.manual_seed(0)
+    family = make_family(config, torch.device("cpu"))
+    net = family.net.eval()
+    light = torch.rand(1, 1, 64, 64) * 100
+    v2 = Colorizer("colornet-v2", backend="torch", device="cpu").net.eval()
+    with torch.no_grad():  # the same sums; channels-last kernels round differently (1e-5 ab)
+        torch.testing.assert_close(net(light), v2(light), atol=1e-4, rtol=1e-5)
+    scales = {g["lr_scale"]: g["params"] for g in family.optimizers["net"].param_groups}
+    hint_params = {id(p) for n, p in net.named_parameters() if n.startswith("hint_")}
+    assert {id(p) for p in scales[10.0]} == hint_params
+    early = [p.detach().clone() for p in net.early_parameters()]
+    assert not any(p.requires_grad for p in net.early_parameters())
+    photos = colourful_photos()
+    family.prepare(photos)
+    net.train()
+    rgb = data.random_crops(photos, 2, 64, data.batch_generator(0, 0), "cpu")
+    losses = family.step(data.make_batch(rgb))
+    assert set(losses) == {"ce", "l1", "conf_bce"}
+    assert all(torch.equal(a, b) for a, b in zip(early, net.early_parameters(), strict=True))
+    assert net.confidence_head.weight.abs().sum() > 0  # it learned from its zero start
+    assert any(p.abs().sum() > 0 for n, p in net.named_parameters() if n.startswith("hint_"))
+
+
+def test_calibration_error_is_zero_when_confidence_matches_the_hit_rate():
+    from colorizer.train.families import calibration
+
+    probability = torch.tensor([0.25] * 4 + [0.75] * 4)
+    right = torch.tensor([1.0, 0, 0, 0, 1, 1, 1, 0])
+    figures = calibration(probability, right)
+    assert figures["calibration_error"] == pytest.approx(0.0)
+    assert figures["right"] == pytest.approx(0.5) and figures["confidence"] == pytest.approx(0.5)
+    overconfident = calibration(torch.full((4,), 0.95), torch.tensor([1.0, 0, 0, 0]))
+    assert overconfident["calibration_error"] == pytest.approx(0.7)

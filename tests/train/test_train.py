@@ -17,7 +17,7 @@ from colorizer.train import data, families
 from colorizer.train.__main__ import main
 from colorizer.train.config import make_config
 from colorizer.train.export import export, load_exported, read_metadata
-from colorizer.train.loop import read_checkpoint, train
+from colorizer.train.loop import before_and_after, read_checkpoint, train
 from colorizer.weights import create_model
 
 
@@ -202,8 +202,14 @@ def test_run_writes_logs_samples_and_a_complete_checkpoint(straight_run):
     assert state["info"]["val"]["step"] == 4
     with (straight_run / "val.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert [row["step"] for row in rows] == ["2", "4"]
+    assert [row["step"] for row in rows] == ["0", "2", "4"]  # step 0: the starting point
     assert 0 < float(rows[-1]["auc"]) <= 1 and float(rows[-1]["psnr"]) > 5
+    assert state["info"]["val_start"]["step"] == 0
+    report = before_and_after(straight_run / "val.csv").splitlines()
+    assert report[0].split() == ["validation", "step", "0", "step", "4"]
+    psnr = next(line.split() for line in report if line.split()[0] == "psnr")
+    assert float(psnr[1]) == pytest.approx(float(rows[0]["psnr"]), abs=1e-4)
+    assert float(psnr[2]) == pytest.approx(float(rows[-1]["psnr"]), abs=1e-4)
     grid = Image.open(straight_run / "samples" / "step-0000004.png")
     assert grid.size == (3 * 32, 2 * 32)  # grey | prediction | truth, one row per val photo
     assert set(json.loads((straight_run / "prepare.json").read_text())) == {"prior_top10_mass"}

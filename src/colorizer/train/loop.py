@@ -92,6 +92,11 @@ def _run(family, config, photos, val_rgb, start, seconds, info, world, progress)
     rank = dist.get_rank() if world > 1 else 0
     writer = Writer(Path(config.out), start) if rank == 0 else None
     meter = Meter(seconds, config.batch_size * world)
+    if writer and val_rgb is not None and start == 0:
+        # The starting point (the --init weights, or the untrained network): "before" in the
+        # before/after report, and step 0 of the learning curve.
+        _validate_and_log(family, val_rgb, writer, info, 0)
+        meter.restart()
     bar = tqdm(initial=start, total=config.steps, unit="step", disable=not progress)
     for step in range(start, config.steps):
         lr = family.lr * lr_factor(step, config.steps, config.warmup)
@@ -112,12 +117,7 @@ def _run(family, config, photos, val_rgb, start, seconds, info, world, progress)
             if writer:
                 writer.log("train", row | {"seconds": round(meter.elapsed(), 1)})
         if writer and val_rgb is not None and (done % config.val_every == 0 or last):
-            own = getattr(family, "validate", None)  # families with their own validation
-            grid = writer.out / "samples" / f"step-{done:07d}.png"
-            scores = own(val_rgb) if own else validate(family, val_rgb, grid)
-            writer.log("val", {"step": done, **scores})
-            info["val"] = {"step": done, **scores}
-            say(f"step {done}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+            _validate_and_log(family, val_rgb, writer, info, done)
             meter.restart()  # validation time is not training throughput
         if writer and (done % config.ckpt_every == 0 or last):
             save_checkpoint(writer.out / CHECKPOINT, family, config, done, meter.elapsed(), info)
@@ -125,6 +125,38 @@ def _run(family, config, photos, val_rgb, start, seconds, info, world, progress)
     bar.close()
     if writer:
         writer.close()
+        report = before_and_after(writer.out / "val.csv")
+        if report:
+            say(report)
+
+
+def _validate_and_log(family, val_rgb: torch.Tensor, writer: Writer, info: dict, step: int):
+    own = getattr(family, "validate", None)  # families with their own validation
+    grid = writer.out / "samples" / f"step-{step:07d}.png"
+    scores = own(val_rgb) if own else validate(family, val_rgb, grid)
+    writer.log("val", {"step": step, **scores})
+    info["val"] = {"step": step, **scores}
+    if step == 0:
+        info["val_start"] = {"step": 0, **scores}
+    say(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+
+
+def before_and_after(val_csv: Path) -> str:
+    """The validation figures at the first and the last logged step, side by side ('' without
+    two rows): what a fine-tuning run bought."""
+    if not val_csv.is_file():
+        return ""
+    with val_csv.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if len(rows) < 2:
+        return ""
+    first, last = rows[0], rows[-1]
+    lines = [f"validation        step {first['step']:>7}  step {last['step']:>7}"]
+    for key in first:
+        if key != "step":
+            before, after = float(first[key]), float(last[key])
+            lines.append(f"  {key:16s}{before:12.4f}  {after:12.4f}  ({after - before:+.4f})")
+    return "\n".join(lines)
 
 
 class Meter:

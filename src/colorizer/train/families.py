@@ -236,6 +236,10 @@ class Hints(Classification):
     patch_sizes = tuple(range(1, 10))
     new_keys: tuple[str, ...] = ("hint_",)  # what the initial weights may lack (start at zero)
 
+    @property
+    def starts_trained(self) -> bool:
+        return True  # always from trained weights: --init, or the architecture's initial_model
+
     def load_initial(self, init: str | None) -> None:
         """Always start from trained weights (default: the architecture's initial_model); the
         hint convolutions they lack start at zero."""

@@ -58,12 +58,18 @@ class Family:
                 f"(try --crop {math.ceil(config.crop / multiple) * multiple})"
             )
         load_pretrained_encoder = getattr(self.net, "load_pretrained_encoder", None)
-        if load_pretrained_encoder is not None:
+        if load_pretrained_encoder is not None and not self.starts_trained:
             load_pretrained_encoder()  # a resumed run overwrites it from its checkpoint
         self.load_initial(config.init)  # so does this
         self.modules: dict[str, nn.Module] = {"net": self.net}
         self.optimizers: dict[str, torch.optim.Optimizer] = {"net": self.adam(self.net)}
         self.extra: dict[str, torch.Tensor] = {}  # checkpointed family state, e.g. the prior
+
+    @property
+    def starts_trained(self) -> bool:
+        """Whether the whole network starts from trained weights (``--init``): then the ImageNet
+        encoder weights (the train extra) are not needed, since they would be overwritten."""
+        return self.config.init is not None
 
     def load_initial(self, init: str | None) -> None:
         """Start from ``init``: a weights file or a registered model's name, e.g. to go on

@@ -95,3 +95,33 @@ def test_eval_removes_the_temp_files_of_a_killed_run(photos, tmp_path, constant_
     assert code == 0
     assert not any(path.exists() for path in leftovers)
     assert (tmp_path / "m.csv").is_file()
+
+
+def test_grey_ground_truth_is_warned_about(photos, constant_weights, caplog):
+    ramp = np.linspace(0, 255, 32 * 48).reshape(32, 48).astype(np.uint8)
+    Image.fromarray(ramp).save(photos / "grey.png")
+    with caplog.at_level("WARNING", logger="colorizer.evaluate"):
+        code = main([
+            "eval", str(photos), "--model", "test-constant", "--weights", str(constant_weights),
+            "--size", "32", "--device", "cpu", "-q",
+        ])  # fmt: skip
+    assert code == 0
+    warnings = [r.getMessage() for r in caplog.records if r.name == "colorizer.evaluate"]
+    assert len(warnings) == 1
+    assert "1 of 4 photos have no colour" in warnings[0] and "grey.png" in warnings[0]
+    assert "grey photos make no colour truth" in warnings[0]
+
+
+def test_colour_ground_truth_gives_no_warning(photos, caplog):
+    with caplog.at_level("WARNING", logger="colorizer.evaluate"):
+        evaluate.evaluate({}, evaluate.find_photos(photos), progress=False)
+    assert not [r for r in caplog.records if r.name == "colorizer.evaluate"]
+
+
+def test_a_bad_prior_is_refused_before_any_work(photos, tmp_path, capsys):
+    (tmp_path / "prior.npy").write_text("not an array")
+    np.save(tmp_path / "short.npy", np.ones(10))
+    for name in ["prior.npy", "short.npy", "missing.npy"]:
+        assert main(["eval", str(photos), "--prior", str(tmp_path / name), "-q"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {tmp_path / name}:") and "Traceback" not in err

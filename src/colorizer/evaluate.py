@@ -63,6 +63,17 @@ def find_photos(folder: Path) -> list[Path]:
     return photos
 
 
+def read_prior(path: str | Path) -> np.ndarray:
+    """A prior file (``--prior``): the 313 bins' frequencies as a .npy array, checked."""
+    try:
+        prior = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ColorizerError(f"{path}: cannot read a .npy prior ({exc})") from None
+    if prior.shape != (313,):
+        raise ColorizerError(f"{path}: expected 313 bin frequencies, found shape {prior.shape}")
+    return prior
+
+
 def dataset_prior(pictures: Iterable[imageio.Picture]) -> np.ndarray:
     """Frequency of each of the 313 ab bins over all ground-truth pixels."""
     counts = np.zeros(313)
@@ -91,6 +102,7 @@ def evaluate(
             pictures[path] = imageio.read_image(path)
         except ColorizerError as exc:
             result.failed.append((path, str(exc)))
+    warn_grey_truth(pictures)
     if prior is None:
         prior = dataset_prior(pictures.values())
     result.pooled = {name: metrics.PooledAuC(prior) for name in names}
@@ -104,6 +116,21 @@ def evaluate(
         if sheet_dir is not None:
             write_contact_sheet(sheet_dir / f"{path.stem}.jpg", outputs, truth.rgb)
     return result
+
+
+def warn_grey_truth(pictures: dict[Path, imageio.Picture]) -> None:
+    """Warn about ground truth without colour (grey, or one tint such as sepia): every method
+    is scored against its lightness alone there, which measures no colorizing at all."""
+    grey = [path for path, truth in pictures.items() if not truth.looks_colour]
+    if grey:
+        shown = ", ".join(str(path) for path in grey[:3]) + (", ..." if grey[3:] else "")
+        log.warning(
+            "%d of %d photos have no colour (%s): grey photos make no colour truth; "
+            "evaluate on colour photos",
+            len(grey),
+            len(pictures),
+            shown,
+        )
 
 
 def write_contact_sheet(path: Path, outputs: dict[str, np.ndarray], truth: np.ndarray) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from colorizer.errors import ColorizerError
 
@@ -17,7 +18,97 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 BACKEND_CHOICES = ("auto", "torch", "openvino")  # colorizer.runtime.BACKENDS
 MODEL_HELP = "registered model name (see `colorize models`; default: colornet-v2)"
 WEIGHTS_HELP = "run --model's architecture from this local weights file"
-SIZE_HELP = "side of the square the network sees"
+SIZE_HELP = "side of the square the network sees (32 to 2048; default: the model's)"
+# The models are trained at 224-256 px. Beyond 2048 the network's activations alone take
+# gigabytes (--size 4096 passed 5 GB on a 96 px photo; 100000 asked for 40 GB): no gain, only
+# a machine brought to its knees. The server's own limit is lower (settings.max_network_size).
+MIN_SIZE, MAX_SIZE = 32, 2048
+# What ``--format`` may name: imageio.WRITE_SUFFIXES without the dot (a test holds them equal);
+# not imported from there, so that parsing the command line stays quick.
+OUTPUT_FORMATS = ("png", "jpg", "jpeg", "tif", "tiff", "webp", "bmp")
+
+
+class UsageError(ColorizerError):
+    """A value on the command line that cannot work, found before any work: exit code 2."""
+
+    exit_code = 2
+
+
+def network_size(text: str) -> int:
+    """``--size``: a whole number of pixels from MIN_SIZE to MAX_SIZE (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of pixels") from None
+    if not MIN_SIZE <= value <= MAX_SIZE:
+        raise argparse.ArgumentTypeError(
+            f"{value} is out of range: the network's side must be {MIN_SIZE} to {MAX_SIZE} px"
+        )
+    return value
+
+
+def non_negative(text: str) -> int:
+    """A whole number, 0 or more (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
+def positive(text: str) -> int:
+    """A whole number, 1 or more (argparse type)."""
+    value = non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def output_format(text: str) -> str:
+    """``--format``: one of OUTPUT_FORMATS, with or without its dot (argparse type)."""
+    name = text.lstrip(".")
+    if name.lower() not in OUTPUT_FORMATS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an output format; choose from {', '.join(OUTPUT_FORMATS)}"
+        )
+    return name
+
+
+def model_for(model: str | None, weights: str | None) -> str | None:
+    """``--model``, or when only ``--weights`` is given the architecture that file records
+    (training checkpoints and ``colorize export`` files do); without either a one-line error
+    rather than the default model's wall of missing keys."""
+    if model is not None or weights is None:
+        return model
+    try:
+        arch = _recorded_arch(Path(weights))
+    except Exception:  # missing or unreadable: loading it names the file and the problem
+        return model
+    if not arch:
+        raise UsageError(
+            f"--weights {weights}: the file does not record its architecture; name it with "
+            "--model (an architecture, e.g. colornet, or a model of `colorize models`)"
+        )
+    return arch
+
+
+def _recorded_arch(path: Path) -> str:
+    """The architecture a weights file records ("" when none); raises when it is unreadable."""
+    if path.suffix.lower() == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as handle:  # the header only
+            arch = (handle.metadata() or {}).get("arch")
+    elif path.suffix.lower() in (".pt", ".pth", ".ckpt"):
+        import torch
+
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        arch = state.get("arch") if isinstance(state, dict) else None
+    else:
+        arch = None  # another format (a .caffemodel) records none
+    return arch if isinstance(arch, str) else ""
 
 
 def add_device_option(
@@ -45,7 +136,7 @@ def add_model_options(
     if weights is not None:
         parser.add_argument("--weights", help=weights)
     if size is not None:
-        parser.add_argument("--size", type=int, help=size)
+        parser.add_argument("--size", type=network_size, help=size)
 
 
 ENGINES = ("local", "ray")
@@ -83,13 +174,14 @@ def add_engine_options(
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Run a parsed command; our errors become one readable line and exit code 1."""
+    """Run a parsed command; our errors become one readable line and exit code 1 (2 for a
+    usage error: a value that cannot work, or a batch whose outputs collide)."""
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     try:
         return args.run(args)
     except ColorizerError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return getattr(exc, "exit_code", 1)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -53,6 +53,16 @@ def parse_palette(text: str) -> list[tuple[str, float]]:
     return palette
 
 
+def _read_hints(read_hints_file, path: str) -> list:
+    """``--hints FILE``, where a binary file is a one-line error rather than a traceback."""
+    try:
+        return read_hints_file(path)
+    except UnicodeDecodeError:
+        raise ColorizerError(
+            f"--hints {path}: not a text file; expected JSON point hints [{{x, y, color}}, ...]"
+        ) from None
+
+
 def guidance_from_args(args: argparse.Namespace):
     """The ``Guidance`` the options ask for, or None when none was given."""
     given = (args.hints, args.hint, args.palette, args.scribbles, args.reference, args.propagate)
@@ -60,7 +70,7 @@ def guidance_from_args(args: argparse.Namespace):
         return None  # without importing the guidance code (SciPy and all): a faster start
     from colorizer.guidance import Guidance, parse_hint_arg, read_hints_file
 
-    points = read_hints_file(args.hints) if args.hints else []
+    points = _read_hints(read_hints_file, args.hints) if args.hints else []
     points += [parse_hint_arg(text) for text in args.hint]
     guidance = Guidance(
         points=points,

@@ -93,7 +93,7 @@ MODEL_SPECS = register_models(
         name="colornet-v1",
         arch="colornet",
         description="Our compact 313-bin classifier (class-rebalanced, annealed mean); "
-        "shipped, the default",
+        "shipped, smaller and from scratch",
         input_size=256,
         filename="colornet-v1.safetensors",
         url=None,

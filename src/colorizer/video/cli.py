@@ -8,9 +8,17 @@ adds the ``eval --video`` options to the ``eval`` sub-command, whose handler cal
 from __future__ import annotations
 
 import argparse
+import itertools
+import logging
+import sys
 from pathlib import Path
 
-from colorizer.options import add_device_option, add_model_options
+from colorizer.errors import ColorizerError
+from colorizer.options import add_device_option, add_model_options, model_for
+
+log = logging.getLogger(__name__)
+# Frames looked at for colour: every 12th of the first 120 (about 5 s), past a black leader.
+COLOUR_SAMPLES, COLOUR_STEP = 120, 12
 
 
 def add_video_parser(commands) -> None:
@@ -62,12 +70,18 @@ def add_video_parser(commands) -> None:
     video.add_argument(
         "--segment-seconds", type=float, default=10.0, help="resume granularity (10 s)"
     )
+    video.add_argument(
+        "--overwrite", action="store_true", help="redo the output if it exists (else skipped)"
+    )
     video.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     video.set_defaults(run=cmd_video)
 
 
 def default_output(source: Path) -> Path:
-    return source.with_name(f"{source.stem}_colorized.mp4")
+    """``NAME_colorized.mp4`` beside the film, as photos get ``NAME_colorized.png``."""
+    from colorizer.batch import output_beside
+
+    return output_beside(source, ".mp4")
 
 
 def video_options(args: argparse.Namespace):
@@ -95,18 +109,58 @@ def colorizer_from_args(args: argparse.Namespace):
     from colorizer.pipeline import Colorizer
 
     backend = getattr(args, "backend", None)
+    model = model_for(args.model, args.weights)
     return Colorizer(
-        args.model, weights=args.weights, size=args.size, device=args.device, backend=backend
+        model, weights=args.weights, size=args.size, device=args.device, backend=backend
     )
 
 
+def planned_output(args: argparse.Namespace) -> Path | None:
+    """Where the film goes, or None when that file exists and ``--overwrite`` is not given
+    (skipped, as ``colorize image`` skips); warns when the film is already in colour."""
+    source = Path(args.input)
+    destination = Path(args.output) if args.output else default_output(source)
+    same = destination.exists() and source.exists() and destination.samefile(source)
+    if destination.exists() and not args.overwrite and not same:  # same: refused later
+        print(f"{destination}: exists, skipped (--overwrite redoes it)", file=sys.stderr)
+        return None
+    warn_if_colour_film(source)
+    return destination
+
+
+def warn_if_colour_film(source: Path) -> None:
+    """Warn, as ``colorize image`` does for a colour photo, when a few of the film's first
+    frames are in colour: it is colorized from its luminance, its own colours lost."""
+    from colorizer.video.source import decode, open_input, video_stream
+
+    try:
+        with open_input(source) as container:
+            frames = decode(container, video_stream(container, source), source)
+            sampled = itertools.islice(frames, 0, COLOUR_SAMPLES, COLOUR_STEP)
+            if any(_looks_colour(frame) for frame in sampled):
+                log.warning("%s looks like a colour film; colorizing it from its luminance", source)
+    except ColorizerError:
+        return  # unreadable: colorizing it says why, with the options checked first
+
+
+def _looks_colour(frame) -> bool:
+    from colorizer.imageio import pixels_of_array
+
+    pixels = pixels_of_array(frame.to_ndarray(format="rgb24"))
+    return pixels is not None and pixels.looks_colour
+
+
 def cmd_video(args: argparse.Namespace) -> int:
+    from colorizer.provenance.cli import provenance_from_args
     from colorizer.video.colorize import colorize_video
 
     source = Path(args.input)
-    destination = Path(args.output) if args.output else default_output(source)
+    destination = planned_output(args)
+    if destination is None:
+        return 0
     options = video_options(args)
     colorizer = colorizer_from_args(args)
+    colorizer.provenance = provenance_from_args(args)  # signing, --record (issue 24)
     report = colorize_video(colorizer, source, destination, options, progress=not args.quiet)
     if not args.quiet:
         print_report(report)

@@ -1,0 +1,301 @@
+"""Batches of photos: finding the inputs, planning every output, running and reporting.
+
+The public local batch API that ``colorize image`` and the Ray engine (``colorizer.cluster``)
+both call::
+
+    inputs, unmatched = find_inputs(["scans"], recursive=True)
+    jobs = plan_jobs(inputs, Path("out"), ".png")      # refuses colliding outputs
+    report = run_jobs(Colorizer(), jobs, overwrite=False, progress=True)
+    print_report(report, unmatched)
+
+Planning comes first and is complete before anything is written: two inputs that would write
+the same output, or an output that is one of the inputs, are refused with a ``PlanError``
+naming them (the command line's exit code 2), so no file is ever written twice in one run.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from colorizer.errors import ColorizerError
+
+if TYPE_CHECKING:
+    from colorizer.guidance import Guidance
+    from colorizer.pipeline import Colorizer
+
+OUTPUT_SUFFIX_MARK = "_colorized"
+PHOTOS_IN_FLIGHT = 2  # measured on 2 cores: benchmarks/RESULTS.md, issue 11
+LISTED_AT_MOST = 20  # outputs printed one per line; a larger batch prints the summary only
+
+
+class PlanError(ColorizerError):
+    """The outputs of a batch collide; nothing has been written. A usage error: exit code 2."""
+
+    exit_code = 2
+
+
+@dataclass
+class Job:
+    src: Path
+    dst: Path
+
+
+@dataclass
+class BatchReport:
+    done: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def find_inputs(patterns: list[str], recursive: bool) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """Expand files, folders and globs into (image, root) pairs; root decides the output layout.
+
+    Returns the pairs and the patterns that matched nothing (``why_unmatched`` says why).
+    """
+    found: list[tuple[Path, Path]] = []
+    unmatched = []
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_dir():
+            walk = path.rglob("*") if recursive else path.glob("*")
+            photos = [(p, path) for p in sorted(walk) if _is_image_input(p)]
+            found += photos
+            unmatched += [] if photos else [pattern]
+        elif path.is_file() and not _is_video(path):
+            found.append((path, path.parent))
+        elif glob.has_magic(pattern) and not path.exists():
+            matches = sorted(Path(m) for m in glob.glob(pattern, recursive=recursive))
+            found += [(p, p.parent) for p in matches if _is_image_input(p)]
+            unmatched += [] if matches else [pattern]
+        else:  # missing, a video, or not a regular file (a FIFO would block the reader)
+            unmatched.append(pattern)
+    return list(dict.fromkeys(found)), unmatched
+
+
+def _is_video(path: Path) -> bool:
+    from colorizer.imageio import VIDEO_SUFFIXES
+
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def _is_image_input(path: Path) -> bool:
+    from colorizer.imageio import IMAGE_SUFFIXES  # lazily: `colorize --help` stays quick
+
+    # Our own earlier outputs sit beside the inputs: never colorize them again.
+    return (
+        path.is_file()
+        and path.suffix.lower() in IMAGE_SUFFIXES
+        and not path.stem.endswith(OUTPUT_SUFFIX_MARK)
+    )
+
+
+def output_beside(src: Path, suffix: str) -> Path:
+    """Where ``src``'s output goes without an output folder: ``NAME_colorized.SUFFIX``."""
+    return src.with_name(f"{src.stem}{OUTPUT_SUFFIX_MARK}{suffix}")
+
+
+def plan_jobs(inputs: list[tuple[Path, Path]], output_dir: Path | None, suffix: str) -> list[Job]:
+    """One job per (image, root) pair: ``output_dir`` + the image's path below its root with
+    ``suffix``, or without ``output_dir`` ``NAME_colorized.SUFFIX`` beside the image. Raises
+    ``PlanError`` when two inputs would write one output or an output is an input."""
+    jobs = []
+    for src, root in inputs:
+        if output_dir is None:
+            dst = output_beside(src, suffix)
+        else:
+            dst = (output_dir / src.relative_to(root)).with_suffix(suffix)
+        jobs.append(Job(src, dst))
+    return check_plan(jobs)
+
+
+def check_plan(jobs: Sequence[Any]) -> list[Any]:
+    """``jobs`` (anything with ``src`` and ``dst``: paths, or URIs as text), each input once
+    (its first job), if every output is distinct and none is an input; else a ``PlanError``
+    naming the colliding inputs and the output."""
+    unique: dict[str, Any] = {}
+    for job in jobs:  # a file named twice (as itself and in its folder): its first job only
+        unique.setdefault(_key(job.src), job)
+    writers: dict[str, list[Any]] = {}
+    for job in unique.values():
+        writers.setdefault(_key(job.dst), []).append(job)
+    inputs = {_key(job.src): job.src for job in unique.values()}
+    problems = [
+        f"{group[0].dst} would be written by {_listed([job.src for job in group])}"
+        for group in writers.values()
+        if len(group) > 1
+    ]
+    problems += [
+        f"{job.dst} would overwrite the input {inputs[_key(job.dst)]}"
+        for job in unique.values()
+        if _key(job.dst) in inputs
+    ]
+    if problems:
+        shown = "; ".join(problems[:3]) + (
+            f"; and {len(problems) - 3} more" if problems[3:] else ""
+        )
+        raise PlanError(
+            f"output collision: {shown}. Nothing was written: rename the inputs, give "
+            "distinct folders, or pass their folder with -r to keep the tree below -o"
+        )
+    return list(unique.values())
+
+
+def _key(location: Any) -> str:
+    """One spelling per file: absolute with links resolved (a URI as it is); case-folded
+    where the file system usually ignores case, so that A.png and a.png count as one."""
+    text = str(location)
+    if "://" in text:
+        return text
+    key = os.path.realpath(text)
+    return key.casefold() if sys.platform in ("darwin", "win32") else key
+
+
+def _listed(paths: list[Any]) -> str:
+    names = [str(p) for p in paths]
+    return " and ".join(names) if len(names) <= 3 else f"{', '.join(names[:3])} and others"
+
+
+def check_output_folders(jobs: Sequence[Job]) -> None:
+    """Refuse, before any work, output folders that cannot be made or written: one clear
+    error naming the folder, rather than the same ``[Errno 13]`` once per photo."""
+    for folder in dict.fromkeys(job.dst.parent for job in jobs):
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise ColorizerError(f"{folder}: cannot write there: {existing} is not a folder")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            where = "" if existing == folder else f" ({existing} is not writable)"
+            raise ColorizerError(f"{folder}: cannot write there: permission denied{where}")
+
+
+def run_jobs(
+    colorizer: Colorizer,
+    jobs: list[Job],
+    overwrite: bool,
+    progress: bool,
+    guidance: Guidance | None = None,
+) -> BatchReport:
+    """Colorize ``jobs`` (checked again with ``check_plan``: never one output twice), two
+    photos in flight; an output that exists is skipped unless ``overwrite``. Every job ends in
+    the report as done, skipped or failed (with the reason)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm import tqdm
+
+    from colorizer.files import remove_leftovers
+
+    jobs = check_plan(jobs)
+    for folder in dict.fromkeys(job.dst.parent for job in jobs):
+        remove_leftovers(folder)  # half-written outputs of an earlier, killed run
+    report = BatchReport()
+    todo = []
+    for job in jobs:
+        if job.dst.exists() and not overwrite:
+            report.skipped.append(job.dst)
+        else:
+            todo.append(job)
+
+    def colorize(job: Job) -> str | None:
+        try:
+            colorizer.colorize_file(job.src, job.dst, guidance)
+        except (ColorizerError, OSError) as exc:
+            return str(exc)
+        return None
+
+    # Two photos in flight: one is decoded or encoded (Pillow, OpenCV and the runtimes release
+    # the GIL) while the other is in the network. A shared Colorizer is thread-safe.
+    pool = ThreadPoolExecutor(max_workers=PHOTOS_IN_FLIGHT, thread_name_prefix="photo")
+    try:
+        outcomes = zip(todo, pool.map(colorize, todo), strict=True)
+        for job, error in tqdm(
+            outcomes, total=len(todo), desc="colorizing", unit="image", disable=not progress
+        ):
+            if error is None:
+                report.done.append(job.dst)
+            else:
+                report.failed.append((job.src, error))
+    finally:  # Ctrl-C: the photos in flight finish (atomic writes), the rest do not start
+        pool.shutdown(wait=True, cancel_futures=True)
+    return report
+
+
+def why_unmatched(pattern: str) -> str:
+    """One sentence on why ``pattern`` gave no photo to colorize."""
+    path = Path(pattern)
+    if path.is_file() and _is_video(path):
+        return f"{pattern}: is a video; colorize films with `colorize video {pattern}`"
+    if path.is_file():
+        return f"{pattern}: not a photo file name (jpg, png, tif, bmp, webp, gif)"
+    if path.is_dir():
+        return f"{pattern}: no photos in this folder (-r descends into sub-folders)"
+    if path.exists():
+        return f"{pattern}: not a regular file (a FIFO, socket or device); nothing to read"
+    if glob.has_magic(pattern):
+        return f"{pattern}: no file matches"
+    return f"{pattern}: no such file or folder"
+
+
+def print_report(
+    report: BatchReport,
+    unmatched: list[str],
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> None:
+    """The outputs written (one per line on ``out``, up to 20), then on ``err`` the inputs
+    that matched nothing, the summary and each failure with its reason."""
+    out, err = out or sys.stdout, err or sys.stderr
+    for pattern in unmatched:
+        print(f"not found: {why_unmatched(pattern)}", file=err)
+    for dst in report.done if len(report.done) <= LISTED_AT_MOST else []:
+        print(dst, file=out)
+    print(summary(report), file=err)
+    for src, reason in report.failed:
+        print(f"  {src}: {reason}", file=err)
+
+
+def summary(report: BatchReport) -> str:
+    """``N colorized, N skipped because the output exists (...), N failed:``."""
+    text = f"{len(report.done)} colorized"
+    if report.skipped:
+        text += f", {len(report.skipped)} skipped because the output exists (--overwrite redoes)"
+    if report.failed:
+        text += f", {len(report.failed)} failed:"
+    return text
+
+
+def colorize_to_file(
+    colorizer: Colorizer, image: Any, dst: str | Path, guidance: Guidance | None = None
+) -> Path:
+    """One photo (a path, or a PIL image such as one read from standard input) colorized into
+    ``dst`` (format from its suffix), with the metadata and provenance a batch's outputs get."""
+    from colorizer import imageio
+
+    if isinstance(image, str | Path):
+        return colorizer.colorize_file(image, dst, guidance)  # exactly as in a batch
+    picture = colorizer.read(image)
+    (rgb,) = colorizer.colorize_pictures([picture], guidance)
+    making = colorizer.making(None, guidance)  # made from no file: standard input
+    metadata = colorizer.marked(picture, making)
+    return making.recorded(
+        imageio.write_image(dst, rgb, picture.alpha, bit_depth=picture.bit_depth, metadata=metadata)
+    )
+
+
+def colorize_to_bytes(
+    colorizer: Colorizer, image: Any, fmt: str = "png", guidance: Guidance | None = None
+) -> bytes:
+    """The bytes of ``colorize_to_file``'s ``fmt`` file (for standard output): the same
+    encoder, options and metadata as a file output."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="colorize-") as folder:
+        return colorize_to_file(
+            colorizer, image, Path(folder) / f"out.{fmt}", guidance
+        ).read_bytes()

@@ -273,8 +273,9 @@ def _float_path(colorizer, src, dst):
 
     picture = colorizer.read(src)
     (rgb,) = colorizer.colorize_pictures([picture])
+    metadata = colorizer.marked(picture, colorizer.making(src))  # the XMP names the source
     return imageio.write_image(
-        dst, rgb, picture.alpha, bit_depth=picture.bit_depth, metadata=colorizer.marked(picture)
+        dst, rgb, picture.alpha, bit_depth=picture.bit_depth, metadata=metadata
     )
 
 

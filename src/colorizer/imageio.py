@@ -14,6 +14,7 @@ Embedded ICC profiles are not applied: pixel values are taken to be sRGB as stor
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import threading
@@ -26,14 +27,15 @@ from typing import Any, BinaryIO, TypeVar, cast
 import cv2
 import numpy as np
 import tifffile
-from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from colorizer.errors import ColorizerError, ImageReadError
 from colorizer.files import atomic_write
 from colorizer.planes import is_grey
+from colorizer.provenance import xmp as xmp_packet
 
 # zlib level 1: on photos within ~1% of level 6's file size at 1/4 of its time (level 6
-# spends 0.41 s on a 1.2 MP photo, level 1 0.11 s; benchmarks/bench_image.py --png-levels).
+# spends 0.41 s on a 1.2 MP photo, level 1 0.11 s; `python -m benchmarks runtime`, PNG levels).
 DEFAULT_PNG_COMPRESSION = 1
 
 # 200 MP lets a 12 MP photo and a 100 MP film or flatbed scan through with room to spare (a
@@ -60,6 +62,7 @@ PHOTO_SUFFIXES = IMAGE_SUFFIXES - {".gif"}
 # Films that `colorize eval --video` picks out of folders and `colorize image` points elsewhere.
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"})
 _ALPHA_FORMATS = {"PNG", "TIFF", "WEBP"}
+_LOSSLESS_FORMATS = {"PNG", "TIFF"}  # their XMP records the pixels' SHA-256 (see Metadata)
 
 # Single-channel Pillow modes that hold more than 8 bits, with the value that means white.
 _DEEP_GREY_MODES = {
@@ -98,11 +101,18 @@ class Metadata:
     are turned upright on reading), an RGB ICC profile, the resolution. Written back by
     ``write_image(..., metadata=...)`` to JPEG, PNG, TIFF and WebP; 16-bit TIFF keeps the EXIF's
     main-directory tags (text and bytes: Artist, Copyright, Software, XMP ...) but not its
-    Exif and GPS sub-directories, which tifffile cannot write."""
+    Exif and GPS sub-directories, which tifffile cannot write.
+
+    ``xmp``: an XMP packet (``colorizer.provenance``), written where each format keeps XMP (JPEG
+    APP1, PNG iTXt, WebP chunk, TIFF tag 700); in PNG and TIFF outputs it gets the SHA-256 of
+    the pixels as written. ``sign``: signs the encoded file (encoded, out, path) before it
+    appears, as ``provenance.credentials.sign`` adds a C2PA manifest."""
 
     exif: Image.Exif | None = None
     icc_profile: bytes | None = None
     dpi: tuple[float, float] | None = None
+    xmp: bytes | None = None
+    sign: Callable[[BinaryIO, BinaryIO, Path], None] | None = None
 
     def marked(self, software: str, description: str) -> Metadata:
         """A copy that says it was made by a machine: EXIF Software and ImageDescription."""
@@ -111,17 +121,40 @@ class Metadata:
             exif.update(self.exif)
         exif[ExifTags.Base.Software] = software
         exif[ExifTags.Base.ImageDescription] = description
-        return Metadata(exif, self.icc_profile, self.dpi)
+        return dataclasses.replace(self, exif=exif)
 
     def save_options(self, fmt: str) -> dict[str, object]:
         options: dict[str, object] = {}
-        if self.exif is not None and len(self.exif):
-            options["exif"] = self.exif.tobytes()
+        exif = self.exif
+        if self.xmp and (fmt == "TIFF" or (exif is not None and _XMP_TAG in exif)):
+            # A TIFF's XMP is tag 700 of its first directory, which Pillow writes from the EXIF
+            # (a tiffinfo would drop the EXIF); elsewhere an input TIFF's tag 700 is left out,
+            # the new packet (which extends it) going where the format keeps XMP.
+            exif, old = Image.Exif(), exif
+            exif.update({tag: value for tag, value in (old or {}).items() if tag != _XMP_TAG})
+            if fmt == "TIFF":
+                exif[_XMP_TAG] = self.xmp
+        if exif is not None and len(exif):
+            options["exif"] = exif.tobytes()
+        if self.xmp and fmt != "TIFF":
+            options.update(_xmp_options(fmt, self.xmp))
         if self.icc_profile:
             options["icc_profile"] = self.icc_profile
         if self.dpi and fmt != "WEBP":
             options["dpi"] = self.dpi
         return options
+
+
+_XMP_TAG = 700  # TIFF's XMP tag
+
+
+def _xmp_options(fmt: str, packet: bytes) -> dict[str, object]:
+    """Pillow's save options that put an XMP packet where ``fmt`` keeps it."""
+    if fmt == "PNG":
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt("XML:com.adobe.xmp", packet.decode("utf-8"), zip=False)
+        return {"pnginfo": info}
+    return {"xmp": packet}  # JPEG (APP1) and WebP (XMP chunk)
 
 
 def read_metadata(im: Image.Image) -> Metadata:
@@ -191,6 +224,8 @@ def pixel_count(path: str | os.PathLike) -> int | None:
         with Image.open(path) as im:
             return im.size[0] * im.size[1]
 
+    if not Path(path).is_file():  # a FIFO would block Image.open; the full read refuses it
+        return None
     try:
         return _pillow_may_refuse(header)  # the scans this is for are over Pillow's own limit
     except Exception:
@@ -281,6 +316,10 @@ def write_image(
     if fmt != "PNG":
         png_compression = None
     pixels = _with_alpha(rgb, alpha, keep=alpha is not None and fmt in _ALPHA_FORMATS)
+    if metadata is not None and metadata.xmp and fmt in _LOSSLESS_FORMATS:
+        # Quantised once, here, so that the XMP can name the exact pixels the file holds.
+        pixels = _quantize(pixels, np.dtype(np.uint16 if bit_depth == 16 else np.uint8))
+        metadata = dataclasses.replace(metadata, xmp=xmp_packet.with_pixels(metadata.xmp, pixels))
     if bit_depth == 16 and fmt == "TIFF":
         encode = _tiff16_encoder(pixels, metadata)
     elif bit_depth == 16 and fmt == "PNG":
@@ -288,6 +327,8 @@ def write_image(
     else:
         extra = metadata.save_options(fmt) if metadata is not None and fmt != "BMP" else {}
         encode = _pillow_encoder(pixels, fmt, jpeg_quality, png_compression, extra)
+    if metadata is not None and metadata.sign is not None and fmt != "BMP":
+        encode = _signed(encode, metadata.sign, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_atomically(path, encode)
     return path
@@ -368,6 +409,8 @@ def _check_file(path: Path, name: str) -> None:
         raise _fail(name, "no such file")
     if path.is_dir():
         raise _fail(name, "it is a directory, not an image file")
+    if not path.is_file():  # opening a FIFO would wait for a writer, forever
+        raise _fail(name, "not a regular file (a FIFO, socket or device)")
     if path.stat().st_size == 0:
         raise _fail(name, "the file is empty (0 bytes)")
 
@@ -439,9 +482,17 @@ def _describe_non_image(path: Path) -> str:
         return "it is a ZIP archive (or a document packed as one), not an image"
     if head.startswith(b"%PDF"):
         return "it is a PDF document, not an image"
+    if _is_video_container(head):
+        return f"it is a video, not an image; colorize films with `colorize video {path}`"
     if _is_text(head):
         return "it is a text file, not an image"
     return "it is not in any image format Pillow recognises (damaged or unsupported)"
+
+
+def _is_video_container(head: bytes) -> bool:
+    """MP4/MOV (an ``ftyp`` box first), Matroska/WebM (EBML) or AVI (RIFF ... AVI)."""
+    riff_avi = head.startswith(b"RIFF") and head[8:12] == b"AVI "
+    return head[4:8] == b"ftyp" or head.startswith(b"\x1a\x45\xdf\xa3") or riff_avi
 
 
 def _is_text(head: bytes) -> bool:
@@ -770,6 +821,9 @@ def _tifffile_metadata(metadata: Metadata) -> dict[str, Any]:
             tags.append((int(tag), "s", 0, value.encode("ascii", "replace"), True))
         elif isinstance(value, bytes):
             tags.append((int(tag), "B", len(value), value, True))
+    if metadata.xmp:
+        tags = [tag for tag in tags if tag[0] != _XMP_TAG]  # the new packet extends the old
+        tags.append((_XMP_TAG, "B", len(metadata.xmp), metadata.xmp, True))
     options["extratags"] = tags
     if metadata.icc_profile:
         options["iccprofile"] = metadata.icc_profile
@@ -803,6 +857,20 @@ def _with_png_metadata(png: bytes, metadata: Metadata) -> bytes:
 
 
 _PNG_OWN = {b"IHDR", b"IDAT", b"IEND"}  # the image's own chunks, never copied from the carrier
+
+
+def _signed(
+    encode: Callable[[BinaryIO], None], sign: Callable[[BinaryIO, BinaryIO, Path], None], path: Path
+) -> Callable[[BinaryIO], None]:
+    """``encode``, then ``sign`` the encoded file into the output: the output appears signed."""
+
+    def encode_signed(f: BinaryIO) -> None:
+        encoded = io.BytesIO()
+        encode(encoded)
+        encoded.seek(0)
+        sign(encoded, f, path)
+
+    return encode_signed
 
 
 def _write_atomically(path: Path, encode: Callable[[BinaryIO], None]) -> None:

@@ -25,13 +25,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from colorizer import color, imageio, planes, runtime
+from colorizer import imageio, planes, runtime
 from colorizer.errors import ColorizerError
 from colorizer.planes import compose, resize_plane
 from colorizer.prediction import Guide, NetworkRequest, Prediction, decode_distribution
 
 if TYPE_CHECKING:
     import torch
+
+    from colorizer.provenance import Provenance
+    from colorizer.provenance.making import Making
 
 __all__ = ["DEFAULT_MODEL", "Colorizer", "compose", "resize_plane", "resolve_device"]
 
@@ -83,6 +86,10 @@ class Colorizer:
     exported to ONNX once, into the cache, and later colorizers start without PyTorch; the
     PyTorch module is still built, on first use, for what OpenVINO does not run (the
     distribution over the bins: guidance and suggested colours).
+
+    ``provenance``: what each output says about its making beyond its XMP, which is always
+    written (``colorizer.provenance``): a C2PA signing identity, a JSON sidecar. Default: the
+    signing identity of ``$COLORIZER_SIGN_KEY`` and ``$COLORIZER_SIGN_CERT``, if set.
     """
 
     network: runtime.TorchNetwork | runtime.OpenVinoNetwork
@@ -96,6 +103,7 @@ class Colorizer:
         device: str | torch.device = "auto",
         max_pixels: int | None = imageio.DEFAULT_MAX_PIXELS,
         backend: str | None = None,
+        provenance: Provenance | None = None,
     ) -> None:
         self.name = model or DEFAULT_MODEL
         self.max_pixels = max_pixels
@@ -111,6 +119,7 @@ class Colorizer:
             record = self._load(weights, size)
             self.network = runtime.TorchNetwork(self.net, self.device)
         self.record = record
+        self.provenance = provenance or _provenance_from_env()
         self.input_multiple = record.input_multiple
         self.size = self.check_size(size or record.input_size)
 
@@ -266,8 +275,12 @@ class Colorizer:
                 return written
         picture = self.read(src)
         (rgb,) = self.colorize_pictures([picture], guidance)
-        return imageio.write_image(
-            dst, rgb, picture.alpha, bit_depth=picture.bit_depth, metadata=self.marked(picture)
+        making = self.making(src, guidance)
+        metadata = self.marked(picture, making)
+        return making.recorded(
+            imageio.write_image(
+                dst, rgb, picture.alpha, bit_depth=picture.bit_depth, metadata=metadata
+            )
         )
 
     def _colorize_bytes(self, src: str | Path, dst: str | Path) -> Path | None:
@@ -284,22 +297,33 @@ class Colorizer:
             if pixels is None:
                 return None
             self._warn_if_colour(src, pixels.looks_colour)
-            alpha, metadata = pixels.alpha, self.marked(pixels)
+            making = self.making(src)
+            alpha, metadata = pixels.alpha, self.marked(pixels, making)
             lightness = planes.lightness_of_bytes(pixels.data)
             del pixels  # the source's bytes are not needed again
             rgb = self._colorize_lightness(lightness)
             del lightness
-            return imageio.write_image(dst, rgb, alpha, metadata=metadata)
+            return making.recorded(imageio.write_image(dst, rgb, alpha, metadata=metadata))
 
-    def marked(self, picture: imageio.Picture | imageio.Pixels8) -> imageio.Metadata:
-        """The input's metadata, marked as colorized by this model (EXIF Software and
-        ImageDescription), for the output file."""
+    def marked(
+        self, picture: imageio.Picture | imageio.Pixels8, making: Making | None = None
+    ) -> imageio.Metadata:
+        """The input's metadata, marked as colorized by this model, for the output file: EXIF
+        Software and ImageDescription, the XMP record of ``making`` (default: made by this
+        colorizer from no file) and, with a signing identity, the C2PA signing step."""
         from colorizer.version import __version__
 
-        return (picture.metadata or imageio.Metadata()).marked(
+        marked = (picture.metadata or imageio.Metadata()).marked(
             f"colorizer {__version__}",
             f"Colorized by machine: colorizer {__version__}, model {self.name}",
         )
+        return (making or self.making()).metadata(marked)
+
+    def making(self, source: str | Path | None = None, guidance: Guide | None = None) -> Making:
+        """How this colorizer makes an output from the file ``source`` (for its provenance)."""
+        from colorizer.provenance.making import Making
+
+        return Making.of(self, source, guidance)
 
     def read(self, image: Any) -> imageio.Picture:
         picture = imageio.read_image(image, max_pixels=self.max_pixels)
@@ -318,6 +342,7 @@ class Colorizer:
         """The model's ``k`` likeliest colours at image pixel (x, y), best first, as
         ``{"hex": "#rrggbb", "ab": [a, b], "probability": p}`` (hex at the photo's lightness
         there). Models without a distribution give their one predicted colour."""
+        from colorizer import color
         from colorizer.prediction import distribution_modes
 
         picture = self.read(image)
@@ -385,6 +410,8 @@ class Colorizer:
         distribution = self.predict_bins([lightness], hints, size=size)
         if distribution is None:
             return Prediction(self.predict_planes([lightness], hints, size=size)[0], None, False)
+        from colorizer import color  # torch: not needed before a guided photo
+
         temperature = getattr(self.net, "temperature", color.DEFAULT_TEMPERATURE)
         return decode_distribution(distribution, request.bin_weights, temperature)
 
@@ -456,6 +483,12 @@ class Colorizer:
 def _cell(coordinate: float, extent: int, cells: int) -> int:
     """The grid cell (of ``cells`` along an ``extent``-pixel side) holding pixel ``coordinate``."""
     return min(int((coordinate + 0.5) * cells / extent), cells - 1)
+
+
+def _provenance_from_env() -> Provenance:
+    from colorizer.provenance import Provenance
+
+    return Provenance.from_env()
 
 
 def _hint_tensors(hints: tuple[np.ndarray, ...] | None) -> tuple[torch.Tensor, ...]:

@@ -270,7 +270,7 @@ KEYWORDS = {"model": "colornet-v1", "size": 64, "device": "cpu"}
 
 
 def test_engine_options_need_the_ray_engine(capsys, tmp_path):
-    assert main(["image", str(tmp_path), "--address", "127.0.0.1:6379", "-q"]) == 1
+    assert main(["image", str(tmp_path), "--address", "127.0.0.1:6379", "-q"]) == 2  # a usage error
     assert "--address and --failures are for --engine ray" in capsys.readouterr().err
 
 
@@ -287,3 +287,59 @@ def test_workers_follow_the_cluster(tmp_path):
         plan_workers(ColorizerSpec(device="cuda"), ClusterOptions(), cpus=8, gpus=0)
     relative = ColorizerSpec(weights="w.safetensors")
     assert relative.weights == str(Path("w.safetensors").resolve())
+
+
+def test_signed_and_recorded_photos_and_film_on_ray(ray_address, clip, tmp_path):
+    """--sign-key/--sign-cert/--record reach the image actors, and the film gets its provenance
+    (XMP, a C2PA manifest, the sidecar) on the driver."""
+    pytest.importorskip("c2pa")
+    from colorizer.provenance import xmp
+    from colorizer.provenance.identity import throwaway_identity
+    from colorizer.provenance.inspect import VERIFIED, inspect
+
+    signing, root = throwaway_identity(tmp_path / "identity")
+    flags = ["--sign-key", signing.key, "--sign-cert", signing.cert, "--record"]
+    photos, out = make_photos(tmp_path / "photos", 2), tmp_path / "out"
+    assert colorize(photos, "-o", out, "--engine", "ray", "--actors", "1", *flags) == 0
+    film = tmp_path / "film.mp4"
+    assert colorize_film(clip, film, "--consistency", "0", "--engine", "ray", *map(str, flags)) == 0
+
+    written = [out / name for name in outputs(out)]
+    assert len(written) == 2
+    for path in [*written, film]:
+        found = inspect(path, root)
+        assert found.exit_code == VERIFIED, found.lines()
+        assert found.credentials is not None and found.credentials.state == "Trusted"
+        assert found.record["digital_source_type"] == xmp.DIGITAL_SOURCE_TYPE
+        assert path.with_name(path.name + ".json").is_file()  # --record's sidecar
+
+
+def test_the_spec_carries_provenance_to_the_workers(tmp_path, monkeypatch):
+    """What a Ray worker builds from the spec it is sent (no Ray needed to check it)."""
+    import argparse
+    import pickle
+
+    pytest.importorskip("c2pa")
+    from colorizer.cluster.settings import ColorizerSpec
+    from colorizer.errors import ColorizerError
+    from colorizer.provenance import CERT_ENV, KEY_ENV, Provenance, Signing
+    from colorizer.provenance.identity import throwaway_identity
+
+    signing, _ = throwaway_identity(tmp_path / "identity")
+    monkeypatch.chdir(tmp_path)
+    args = argparse.Namespace(model="colornet-v1", weights=None, size=64, device="cpu")
+    relative = Provenance(Signing(Path("identity/key.pem"), Path("identity/chain.pem")), True)
+    spec = pickle.loads(pickle.dumps(ColorizerSpec.from_args(args, relative)))  # as Ray sends it
+    assert (spec.sign_key, spec.sign_cert) == (str(signing.key), str(signing.cert))  # absolute
+    monkeypatch.chdir("/")  # a worker starts elsewhere
+    colorizer = spec.load()
+    assert colorizer.provenance == Provenance(signing, record=True)
+    assert colorizer.making().provenance.signing == signing
+
+    unsigned = ColorizerSpec.from_args(args)
+    assert unsigned.load().provenance == Provenance()
+    monkeypatch.setenv(KEY_ENV, str(signing.key))  # no identity sent: the worker's environment
+    monkeypatch.setenv(CERT_ENV, str(signing.cert))
+    assert unsigned.load().provenance.signing == signing
+    with pytest.raises(ColorizerError, match="no --sign-cert"):
+        ColorizerSpec(sign_key=str(signing.key))

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from colorizer.cli import BatchReport, colorize_on_ray
+from colorizer.batch import BatchReport, output_beside
 from colorizer.cluster import video
+from colorizer.cluster.images import colorize_on_ray
 from colorizer.cluster.settings import DEFAULT_BATCH, ClusterOptions, ColorizerSpec
 from colorizer.imageio import DEFAULT_MAX_PIXELS
 
@@ -91,13 +92,11 @@ def colorize_video(
 ) -> VideoReport:
     """``colorize video SOURCE -o DESTINATION --engine ray``: the film's segments colorized
     as Ray tasks (``options``: ``colorizer.video.VideoOptions``, the command's settings)."""
-    from colorizer.video.cli import default_output
-
     source = Path(source)
     return video.colorize_video(
         ColorizerSpec(model, _text(weights), size, device, backend),
         source,
-        default_output(source) if destination is None else destination,
+        output_beside(source, ".mp4") if destination is None else destination,
         options,
         ClusterOptions(address, actors),
         progress=progress,

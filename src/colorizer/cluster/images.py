@@ -28,6 +28,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from colorizer.batch import (
+    OUTPUT_SUFFIX_MARK,
+    BatchReport,
+    check_output_folders,
+    check_plan,
+    find_inputs,
+    plan_jobs,
+)
 from colorizer.cluster import storage
 from colorizer.cluster.session import cluster_resources, ray_session
 from colorizer.cluster.settings import ClusterOptions, ColorizerSpec, Workers, plan_workers
@@ -35,7 +43,6 @@ from colorizer.errors import ColorizerError
 from colorizer.files import atomic_write, remove_leftovers
 
 if TYPE_CHECKING:
-    from colorizer.cli import BatchReport
     from colorizer.guidance import Guidance
 
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
@@ -48,6 +55,54 @@ class JobLike(Protocol):
 
     @property
     def dst(self) -> Any: ...
+
+
+def colorize_on_ray(
+    patterns: list[str],
+    output: str | None,
+    *,
+    recursive: bool,
+    suffix: str,
+    overwrite: bool,
+    spec: ColorizerSpec,
+    cluster: ClusterOptions,
+    guidance: Guidance | None = None,
+    progress: bool = False,
+    failures: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    report: BatchReport | None = None,
+) -> tuple[BatchReport, list[str], str | None]:
+    """The jobs of ``patterns`` run on Ray: local paths laid out by ``colorizer.batch``
+    (``find_inputs``, ``plan_jobs``), URIs (any input or the output) listed through
+    pyarrow/fsspec; colliding outputs are refused (``batch.PlanError``) before any work. Returns
+    the report (``report``, filled, when given), the patterns that matched nothing, and where
+    the failures CSV went (None when there was nothing to do)."""
+    jobs: list  # URI jobs or path jobs: the actors take either
+    if any(storage.is_uri(name) for name in [*patterns, output]):
+        jobs, unmatched = storage.plan_uri_jobs(
+            patterns, output, recursive, suffix, OUTPUT_SUFFIX_MARK
+        )
+        jobs = check_plan(jobs)
+    else:
+        inputs, unmatched = find_inputs(patterns, recursive)
+        jobs = plan_jobs(inputs, Path(output) if output else None, suffix)
+        check_output_folders(jobs)
+    report = BatchReport() if report is None else report
+    if not jobs:
+        return report, unmatched, None
+    run_jobs(
+        jobs,
+        report,
+        spec,
+        cluster,
+        overwrite=overwrite,
+        guidance=guidance,
+        progress=progress,
+        on_progress=on_progress,
+    )
+    failures = failures or default_failures_csv(output)
+    write_failures(failures, report.failed)
+    return report, unmatched, failures
 
 
 def run_jobs(

@@ -16,14 +16,18 @@ from colorizer.imageio import DEFAULT_MAX_PIXELS
 
 if TYPE_CHECKING:
     from colorizer.pipeline import Colorizer
+    from colorizer.provenance import Provenance
 
 DEFAULT_BATCH = 8
 
 
 @dataclass(frozen=True)
 class ColorizerSpec:
-    """``Colorizer(model, weights=, size=, device=, backend=, max_pixels=)``, built where it
-    runs. ``weights`` must name the same file on every node (a shared folder)."""
+    """``Colorizer(model, weights=, size=, device=, backend=, max_pixels=, provenance=)``, built
+    where it runs. ``weights`` must name the same file on every node (a shared folder), and so
+    must ``sign_key`` and ``sign_cert``, the C2PA signing identity (``--sign-key``/``--sign-cert``;
+    None: the worker's ``COLORIZER_SIGN_KEY``/``COLORIZER_SIGN_CERT``, if set there).
+    ``record``: a ``--record`` sidecar beside each output."""
 
     model: str | None = None
     weights: str | None = None
@@ -31,15 +35,28 @@ class ColorizerSpec:
     device: str = "auto"
     backend: str | None = None
     max_pixels: int | None = DEFAULT_MAX_PIXELS
+    sign_key: str | None = None
+    sign_cert: str | None = None
+    record: bool = False
 
     def __post_init__(self) -> None:
-        # Workers do not start in the driver's folder: a relative weights path would miss.
-        if self.weights is not None:
-            object.__setattr__(self, "weights", str(Path(self.weights).resolve()))
+        # Workers do not start in the driver's folder: a relative path would miss.
+        for name in ("weights", "sign_key", "sign_cert"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, str(Path(value).resolve()))
+        if (self.sign_key is None) != (self.sign_cert is None):
+            missing = "--sign-cert" if self.sign_cert is None else "--sign-key"
+            raise ColorizerError(f"signing needs both a key and a certificate chain: no {missing}")
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> ColorizerSpec:
+    def from_args(
+        cls, args: argparse.Namespace, provenance: Provenance | None = None
+    ) -> ColorizerSpec:
+        """The command's model options; ``provenance``: its signing identity and ``--record``
+        (``provenance.cli.provenance_from_args``: the flags, else the driver's environment)."""
         limit = getattr(args, "max_pixels", None)
+        signing = provenance.signing if provenance is not None else None
         return cls(
             model=args.model,
             weights=args.weights,
@@ -47,7 +64,20 @@ class ColorizerSpec:
             device=args.device,
             backend=getattr(args, "backend", None),
             max_pixels=DEFAULT_MAX_PIXELS if limit is None else limit or None,
+            sign_key=None if signing is None else str(signing.key),
+            sign_cert=None if signing is None else str(signing.cert),
+            record=provenance is not None and provenance.record,
         )
+
+    def provenance(self) -> Provenance:
+        """What each output says about its making beyond its XMP: the spec's signing identity
+        (checked here: the SDK and the files must be on this node), else this process's
+        environment's, and the sidecar."""
+        from colorizer.provenance import Provenance, signing_from
+
+        if self.sign_key is None:
+            return Provenance(Provenance.from_env().signing, record=self.record)
+        return Provenance(signing_from(self.sign_key, self.sign_cert), record=self.record)
 
     def load(self, device: str | None = None) -> Colorizer:
         """The colorizer; ``device`` overrides the spec's (the driver checks on its CPU)."""
@@ -60,6 +90,7 @@ class ColorizerSpec:
             device=device or self.device,
             backend=self.backend,
             max_pixels=self.max_pixels,
+            provenance=self.provenance(),
         )
 
     def check(self) -> Colorizer:

@@ -1,6 +1,6 @@
 """Photos at URIs (``s3://bucket/scans``, ``gs://...``, anything pyarrow or fsspec opens).
 
-Local paths never come here: they go through ``colorizer.cli``'s ``find_inputs``/``plan_jobs``
+Local paths never come here: they go through ``colorizer.batch``'s ``find_inputs``/``plan_jobs``
 and are read and written in place, exactly as the local engine does. A URI is resolved by
 pyarrow's file systems first (S3, GCS, HDFS, ``file://``) and by fsspec for the rest.
 
@@ -69,7 +69,7 @@ def plan_uri_jobs(
 ) -> tuple[list[UriJob], list[str]]:
     """Photos under ``patterns`` (files or folders; no globs) and where each goes: ``output``
     + the path below its folder, suffix replaced, or beside it with ``mark`` added to its
-    name, as ``colorizer.cli.plan_jobs`` lays out local files. Also the patterns that gave
+    name, as ``colorizer.batch.plan_jobs`` lays out local files. Also the patterns that gave
     none."""
     jobs: list[UriJob] = []
     unmatched = []

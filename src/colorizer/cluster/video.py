@@ -4,7 +4,9 @@ The segments are those that make ``colorize video`` resumable (``--segment-secon
 default). The driver finds where each begins from the container's packets (nothing decoded),
 sends one task per segment (source, segment plan, ``ColorizerSpec``), stores each encoded
 segment in the output's work folder as it comes back, and remuxes them in order with the
-source's audio, subtitles and metadata, as the local engine does.
+source's audio, subtitles and metadata, as the local engine does; the driver then puts the
+film's provenance in (XMP, and with a signing identity the C2PA manifest; ``--record``'s
+sidecar), as the local engine does.
 
 What differs from the local engine: each task starts its segment with an empty
 temporal-consistency memory, where the local engine carries it over from the segment before.
@@ -21,7 +23,6 @@ A rerun after a kill keeps every finished segment, not only the first ones.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from dataclasses import fields
@@ -66,7 +67,8 @@ def colorize_video(
     source, destination = Path(source).resolve(), Path(destination).resolve()
     options, cluster = options or VideoOptions(), cluster or ClusterOptions()
     engine = {"name": "ray", "device": spec.device, "backend": spec.backend}
-    info, work = prepare_job(spec.check(), source, destination, options, engine)
+    colorizer = spec.check()  # on the driver's CPU: it also makes the film's provenance
+    info, work = prepare_job(colorizer, source, destination, options, engine)
     plans = plan_segments(info, options)
     todo = [plan for plan in plans if work.record(plan.index) is None]
     try:
@@ -75,7 +77,8 @@ def colorize_video(
         work.remove()  # the input itself is broken: no rerun can use these parts
         raise
     joined = time.perf_counter()
-    records = join_segments(info, work, destination, options)
+    # The film's XMP, its C2PA manifest (signed here, with the spec's identity) and --record.
+    records = join_segments(info, work, destination, options, colorizer.making(info.path))
     times = _total_times(results)
     times.remux = time.perf_counter() - joined
     work.remove()
@@ -160,22 +163,3 @@ def _colorize_segment_task(
         work = WorkFolder(Path(folder))
         result = colorize_segment(_COLORIZERS[spec], info, options, work, plan)
         return work.segment_path(plan.index).read_bytes(), result
-
-
-def cmd_video(args: argparse.Namespace) -> int:
-    """``colorize video --engine ray``."""
-    from colorizer.video.cli import default_output, print_report, video_options
-
-    source = Path(args.input)
-    destination = Path(args.output) if args.output else default_output(source)
-    report = colorize_video(
-        ColorizerSpec.from_args(args),
-        source,
-        destination,
-        video_options(args),
-        ClusterOptions.from_args(args, batch_size=False),
-        progress=not args.quiet,
-    )
-    if not args.quiet:
-        print_report(report, " on Ray")
-    return 0

@@ -36,6 +36,7 @@ from colorizer.errors import ColorizerError
 from colorizer.files import atomic_path
 from colorizer.pipeline import Colorizer
 from colorizer.planes import compose, resize_plane
+from colorizer.provenance.making import Making, mark_film
 from colorizer.version import __version__
 from colorizer.video import flow
 from colorizer.video.consistency import (
@@ -226,7 +227,7 @@ def _colorize_into(
     run.on_progress = on_progress
     run.execute(progress)
     started = time.perf_counter()
-    records = join_segments(info, work, destination, options)
+    records = join_segments(info, work, destination, options, colorizer.making(info.path))
     run.times.remux = time.perf_counter() - started
     return VideoReport(
         output=destination,
@@ -240,9 +241,14 @@ def _colorize_into(
 
 
 def join_segments(
-    info: SourceInfo, work: WorkFolder, destination: Path, options: VideoOptions
+    info: SourceInfo,
+    work: WorkFolder,
+    destination: Path,
+    options: VideoOptions,
+    making: Making | None = None,
 ) -> list[SegmentRecord]:
-    """Remux the finished segments and the source's audio onto ``destination``; their records."""
+    """Remux the finished segments and the source's audio onto ``destination``; their records.
+    ``making``: the film's provenance (XMP, C2PA, sidecar), put in before it appears."""
     records = work.finished()
     if not records:
         raise VideoReadError(f"{info.path}: no video frames between --start and --end")
@@ -251,6 +257,10 @@ def join_segments(
     # nothing beside the destination.
     with atomic_path(destination, tag=PARTIAL, folder=work.path) as partial:
         remux(info, segments, partial, _trim(options, info, records))
+        if making is not None:
+            mark_film(partial, making)
+    if making is not None:
+        making.recorded(destination)
     return records
 
 

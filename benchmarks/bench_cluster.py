@@ -1,12 +1,12 @@
 """The Ray engine: photos per second against the local engine, its costs, two nodes, films.
 
-Run:  python benchmarks/bench_cluster.py [--copies 4] [--model colornet-v2] [--skip-two-node]
-                                         [--skip-video] [--segment-seconds 2]
+Run:  python -m benchmarks cluster [--copies 4] [--model colornet-v2] [--skip-two-node]
+                                    [--skip-video] [--skip-photos] [--segment-seconds 2]
 
 Photos: the 9 B&W photos of ``../shared/data/bw`` (0.5 to 2.1 MP), each copied ``--copies``
 times under another name, colorized with ``--model`` at its own size into PNGs:
 
-(a) local engine, in this process: the model load, then ``cli.run_jobs`` (files per second);
+(a) local engine, in this process: the model load, then ``batch.run_jobs`` (files per second);
 (b) Ray on this machine (``ray_session(num_cpus=2)``), 1 and then 2 actors, batch size 1: the
     time to start Ray, the first result (actor start and model load included), the rate
     afterwards, and Ray's cost per file (the 1-actor time per file minus the local one);
@@ -33,10 +33,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from timing import Stopwatch
+from benchmarks.harness import BW, VIDEO, Results, Stopwatch, benchmark, option, require
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-PHOTOS = SHARED / "data" / "bw"
+PHOTOS = BW
 CLIPS = ["04_film_tears_of_steel_scene_cuts_audio", "06_outdoor_airplane_pan_audio_360p"]
 CLIPS += ["07_traffic_highway_bridge_360p"]
 # `ray start` with one change: Ray turns 127.0.0.1 into the machine's outward address (and its
@@ -63,9 +62,9 @@ def outputs(folder: Path) -> dict[str, bytes]:
 
 
 def run_local(photos: Path, out: Path, model: str, size: int | None = None) -> dict[str, float]:
-    """The local engine's per-photo work (``Colorizer.colorize_file``, as ``cli.run_jobs``
+    """The local engine's per-photo work (``Colorizer.colorize_file``, as ``batch.run_jobs``
     runs it), timed photo by photo so that its steady rate compares with Ray's."""
-    from colorizer.cli import find_inputs, plan_jobs
+    from colorizer.batch import find_inputs, plan_jobs
     from colorizer.pipeline import Colorizer
 
     watch = Stopwatch()
@@ -109,7 +108,7 @@ def run_ray(photos: Path, out: Path, model: str, **options) -> dict[str, float]:
     }
 
 
-def overhead_benchmark(work: Path) -> None:
+def overhead_benchmark(work: Path, results: Results) -> None:
     """Ray's cost per photo where the photo itself costs little: 64 x 48 photos, colornet-v1
     at 64, one actor, 1 and 8 photos per call."""
     import numpy as np
@@ -126,20 +125,24 @@ def overhead_benchmark(work: Path) -> None:
     print(f"\n{TINY} photos of 64 x 48, colornet-v1 at 64, one actor")
     print("| run | photos/s (steady) | per photo s | first result s | total s |")
     print("|---|---|---|---|---|")
-    print_row("local engine", local)
+    tiny = {"photos": "64x48", "model": "colornet-v1", "size": 64}
+    print_row("local engine", local, results, tiny)
     with ray_session(num_cpus=2):
         for batch in (1, 8):
             row = run_ray(
                 photos, work / f"tiny-{batch}", "colornet-v1", size=64, actors=1, batch_size=batch
             )
-            print_row(f"Ray, batch size {batch}", row)
+            print_row(f"Ray, batch size {batch}", row, results, tiny)
             cost = (row["steady_per_file_s"] - local["steady_per_file_s"]) * 1000
             print(f"Ray's cost per photo at batch size {batch}: {cost:.1f} ms")
+            results.add(tiny | {"run": "Ray's cost per photo", "batch": batch}, ms=cost)
         # Every output exists: the actors only look, so this is the rate of the control path
         # (driver, Ray Data, one row per photo each way).
         for batch in (8, 32):
             row = skipped_rate(photos, work / "tiny-8", batch)
             print(f"rerun with every output there, batch size {batch}: {row:.0f} files/s")
+            case = tiny | {"run": "rerun, every output there", "batch": batch}
+            results.add(case, files_per_s=row)
 
 
 def skipped_rate(photos: Path, out: Path, batch: int) -> float:
@@ -253,7 +256,7 @@ def _group(pid: int) -> int | None:
         return None
 
 
-def photos_benchmark(work: Path, args: argparse.Namespace) -> None:
+def photos_benchmark(work: Path, args: argparse.Namespace, results: Results) -> None:
     from colorizer.cluster import ray_session
 
     photos = photo_set(work / "photos", args.copies)
@@ -262,21 +265,23 @@ def photos_benchmark(work: Path, args: argparse.Namespace) -> None:
     print(f"\n{local['files']} photos, {args.model}, PNG out")
     print("| run | photos/s (steady) | per photo s | first result s | total s |")
     print("|---|---|---|---|---|")
-    print_row(f"local engine (model load {local['load_s']:.1f} s)", local)
+    print_row(f"local engine (model load {local['load_s']:.1f} s)", local, results)
     watch = Stopwatch()
     with ray_session(num_cpus=2):
         start_s = watch.elapsed()
         rows = {n: run_ray(photos, work / f"ray-{n}", args.model, actors=n) for n in (1, 2)}
     for actors, row in rows.items():
         assert outputs(work / f"ray-{actors}") == expected, "Ray's outputs differ"
-        print_row(f"Ray on this machine, {actors} actor{'s' if actors > 1 else ''}", row)
+        print_row(f"Ray on this machine, {actors} actor{'s' if actors > 1 else ''}", row, results)
     print(f"\nRay start-up (local, 2 CPUs): {start_s:.1f} s")
     overhead = rows[1]["steady_per_file_s"] - local["steady_per_file_s"]
     print(f"Ray's cost per file (1 actor minus local, steady): {overhead * 1000:.0f} ms")
+    results.add({"run": "Ray start-up (local, 2 CPUs)"}, seconds=start_s)
+    results.add({"run": "Ray's cost per file"}, ms=overhead * 1000)
     if not args.skip_two_node:
         row = two_node_cluster(photos, work / "two-nodes", args.model)
         assert outputs(work / "two-nodes") == expected, "the two-node outputs differ"
-        print_row("two-node cluster on 127.0.0.1 (1 CPU each), 2 actors", row)
+        print_row("two-node cluster on 127.0.0.1 (1 CPU each), 2 actors", row, results)
         print(
             f"two nodes: actors ran on {row['nodes_with_actors']} nodes; sockets off "
             f"127.0.0.1: {row['listening_elsewhere'] or 'none'}"
@@ -287,12 +292,13 @@ def photos_benchmark(work: Path, args: argparse.Namespace) -> None:
     print(f"bytes per photo: {read / 1e6:.2f} MB read, {written / 1e6:.2f} MB written")
 
 
-def print_row(name: str, row: dict) -> None:
+def print_row(name: str, row: dict, results: Results, case: dict | None = None) -> None:
     per = row["steady_per_file_s"]
     print(f"| {name} | {1 / per:.2f} | {per:.3f} | {row['first_s']:.1f} | {row['total_s']:.1f} |")
+    results.add((case or {}) | {"run": name}, photos_per_s=1 / per, **row)
 
 
-def film_benchmark(work: Path, args: argparse.Namespace) -> None:
+def film_benchmark(work: Path, args: argparse.Namespace, results: Results) -> None:
     from colorizer.cluster import ray_session
     from colorizer.pipeline import Colorizer
     from colorizer.video.colorize import VideoOptions
@@ -304,10 +310,10 @@ def film_benchmark(work: Path, args: argparse.Namespace) -> None:
     print("|---|---|---|---|---|")
     with ray_session(num_cpus=2):
         for name in CLIPS:
-            film_row(work, SHARED / "data" / "video" / f"{name}.mp4", colorizer, options)
+            film_row(work, VIDEO / f"{name}.mp4", colorizer, options, results)
 
 
-def film_row(work: Path, clip: Path, colorizer, options) -> None:
+def film_row(work: Path, clip: Path, colorizer, options, results: Results) -> None:
     """One clip through both engines, and the warping error of each result."""
     from colorizer.cluster.settings import ColorizerSpec
     from colorizer.cluster.video import colorize_video as colorize_on_ray
@@ -322,6 +328,14 @@ def film_row(work: Path, clip: Path, colorizer, options) -> None:
     print(
         f"| {clip.stem} | {count} | {(count - 1) // per} | {overall[0]:.3f} / {overall[1]:.3f} "
         f"| {starts[0]:.3f} / {starts[1]:.3f} |"
+    )
+    results.add(
+        {"clip": clip.stem, "model": "colornet-v1"},
+        frames=count,
+        warping_error_local=overall[0],
+        warping_error_ray=overall[1],
+        at_segment_starts_local=starts[0],
+        at_segment_starts_ray=starts[1],
     )
 
 
@@ -361,22 +375,25 @@ def warping_errors(clip: Path, films: list[Path], per_segment: int):
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--copies", type=int, default=4, help="copies of the 9 photos (4)")
-    parser.add_argument("--model", default="colornet-v2")
-    parser.add_argument("--skip-two-node", action="store_true")
-    parser.add_argument("--skip-video", action="store_true")
-    parser.add_argument("--skip-photos", action="store_true")
-    parser.add_argument("--segment-seconds", type=float, default=2.0)
-    args = parser.parse_args()
+@benchmark(
+    "cluster",
+    option("--copies", type=int, default=4, help="copies of the 9 photos (4)"),
+    option("--model", default="colornet-v2"),
+    option("--skip-two-node", action="store_true"),
+    option("--skip-video", action="store_true"),
+    option("--skip-photos", action="store_true"),
+    option("--segment-seconds", type=float, default=2.0),
+)
+def cluster(args: argparse.Namespace, results: Results) -> None:
+    # Up front: a missing photo or clip skips the run before an hour of it is spent.
+    if not args.skip_photos:
+        require(PHOTOS)
+    if not args.skip_video:
+        for name in CLIPS:
+            require(VIDEO / f"{name}.mp4")
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as folder:
         if not args.skip_photos:
-            overhead_benchmark(Path(folder))
-            photos_benchmark(Path(folder), args)
+            overhead_benchmark(Path(folder), results)
+            photos_benchmark(Path(folder), args, results)
         if not args.skip_video:
-            film_benchmark(Path(folder), args)
-
-
-if __name__ == "__main__":
-    main()
+            film_benchmark(Path(folder), args, results)

@@ -1,6 +1,6 @@
 """Photos per second on a folder of 2 MP JPEGs, against the decode + encode floor of the same files.
 
-Run:  python benchmarks/bench_folder.py [--photos 24] [--repeat 2]
+Run:  python -m benchmarks folder [--photos 24] [--repeat 2]
 
 Makes a folder of grey 2-megapixel JPEGs (photos of ``../shared/data/openimages`` train folder
 turned grey and scaled to 1632 x 1224; a synthetic pattern when it is absent), then in one
@@ -8,7 +8,7 @@ process:
 
 floor: each file decoded (Pillow) and our colorized result for it (decoded beforehand) encoded
        as ``colorize image`` writes it, with as many photos in flight: nothing can be faster;
-ours:  ``cli.run_jobs`` on a warm ``Colorizer`` (the default model and backend), the command's
+ours:  ``batch.run_jobs`` on a warm ``Colorizer`` (the default model and backend), the command's
        own loop, for PNG (lossless, the default) and JPEG outputs.
 
 The figure asked for (issue 11) is ours / floor in photos per second, at least 0.5.
@@ -26,10 +26,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from colorizer import Colorizer, cli, imageio
+from benchmarks.harness import DATA, Results, benchmark, option
+from colorizer import Colorizer, batch, imageio
 
-ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ROOT.parent / "shared" / "data" / "train" / "openimages"
+SOURCES = DATA / "train" / "openimages"
 SIZE = (1632, 1224)  # 2.0 MP, 4:3
 
 
@@ -60,25 +60,26 @@ def floor(paths: list[Path], results: dict[Path, np.ndarray], out: Path, suffix:
         imageio.write_image(out / f"{path.stem}{suffix}", results[path])
 
     start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=cli.PHOTOS_IN_FLIGHT) as pool:
+    with ThreadPoolExecutor(max_workers=batch.PHOTOS_IN_FLIGHT) as pool:
         list(pool.map(one, paths))
     return time.perf_counter() - start
 
 
 def ours(colorizer: Colorizer, paths: list[Path], out: Path, suffix: str) -> float:
-    jobs = [cli.Job(path, out / f"{path.stem}{suffix}") for path in paths]
+    jobs = [batch.Job(path, out / f"{path.stem}{suffix}") for path in paths]
     start = time.perf_counter()
-    report = cli.run_jobs(colorizer, jobs, overwrite=True, progress=False)
+    report = batch.run_jobs(colorizer, jobs, overwrite=True, progress=False)
     seconds = time.perf_counter() - start
     assert len(report.done) == len(paths), report.failed
     return seconds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photos", type=int, default=24)
-    parser.add_argument("--repeat", type=int, default=2, help="best of this many runs")
-    args = parser.parse_args()
+@benchmark(
+    "folder",
+    option("--photos", type=int, default=24),
+    option("--repeat", type=int, default=2, help="best of this many runs"),
+)
+def folder(args: argparse.Namespace, results: Results) -> None:
     colorizer = Colorizer()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -103,7 +104,6 @@ def main() -> None:
                 f"| {suffix[1:].upper()} | {rate_floor:.2f} | {rate_ours:.2f} "
                 f"| {rate_ours / rate_floor:.2f} |"
             )
-
-
-if __name__ == "__main__":
-    main()
+            case = {"output": suffix[1:].upper(), "size": f"{SIZE[0]}x{SIZE[1]}"}
+            case["backend"] = colorizer.backend
+            results.add(case, floor_photos_per_s=rate_floor, ours_photos_per_s=rate_ours)

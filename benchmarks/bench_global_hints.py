@@ -1,6 +1,6 @@
 """Global hints on a model: does a target saturation reach its target, does a palette pull?
 
-Run:  python benchmarks/bench_global_hints.py [--photos 50] [--models colornet-v2,colornet-v1]
+Run:  python -m benchmarks global_hints [--photos 50] [--models colornet-v2,colornet-v1]
 
 On the first N photos of ``../shared/data/val/bsds500-test`` turned grey (a measurement of what
 the knobs do, nothing is chosen on it), for each model:
@@ -15,17 +15,16 @@ palette:    ``Guidance(palette=[(blue, 1)])`` and ``[(sand, 1)]``; the share of 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image
 
+from benchmarks.harness import BSDS500_TEST, Results, benchmark, option, require
 from colorizer import Colorizer
 from colorizer.guidance import Guidance
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "val" / "bsds500-test"
+DATA = BSDS500_TEST
 PALETTE = {"blue": "#3a6ea5", "sand": "#c2b280"}
 SATURATIONS = (0.1, 0.3, 0.5)
 
@@ -51,12 +50,13 @@ def hue_share(rgb: np.ndarray, colour: str) -> float:
     return float((near & coloured).sum() / coloured.sum())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photos", type=int, default=50)
-    parser.add_argument("--models", default="colornet-v2,colornet-v1")
-    args = parser.parse_args()
-    paths = sorted(DATA.glob("*.jpg"))[: args.photos]
+@benchmark(
+    "global_hints",
+    option("--photos", type=int, default=50),
+    option("--models", default="colornet-v2,colornet-v1"),
+)
+def global_hints(args: argparse.Namespace, results: Results) -> None:
+    paths = sorted(require(DATA).glob("*.jpg"))[: args.photos]
     greys = [np.asarray(Image.open(p).convert("L")) for p in paths]
     print(f"{len(greys)} photos of {DATA.name}, grey")
     print("| model | none | " + " | ".join(f"target {s}" for s in SATURATIONS) + " |")
@@ -71,6 +71,9 @@ def main() -> None:
         ]
         none = np.mean([mean_saturation(r) for r in plain])
         print(f"| {name} | {none:.3f} | " + " | ".join(f"{r:.3f}" for r in reached) + " |")
+        results.add({"model": name, "saturation": None}, mean_saturation=none)
+        for target, mean in zip(SATURATIONS, reached, strict=True):
+            results.add({"model": name, "saturation": target}, mean_saturation=mean)
         for label, colour in PALETTE.items():
             guided = [colorizer.colorize(g, Guidance(palette=[(colour, 1.0)])) for g in greys]
             shares[name, label] = (
@@ -82,7 +85,5 @@ def main() -> None:
     print("|---|---|---|---|")
     for (name, label), (without, with_palette) in shares.items():
         print(f"| {name} | {label} {PALETTE[label]} | {without:.2f} | {with_palette:.2f} |")
-
-
-if __name__ == "__main__":
-    main()
+        case = {"model": name, "palette": PALETTE[label]}
+        results.add(case, share_near_hue_without=without, share_near_hue_with=with_palette)

@@ -1,6 +1,6 @@
 """Levin propagation speed on a 2-megapixel photo: our default against direct sparse LU.
 
-    python benchmarks/bench_guidance.py [PHOTO] [--full] [--repeat N]
+    python -m benchmarks guidance [PHOTO] [--full] [--repeat N]
 
 The strokes are those of ``Guidance(propagate=True)`` with 20 point hints: the shipped model's
 confident micro-scribbles plus 20 hint patches (fixed seed). Every method solves the same
@@ -16,19 +16,14 @@ compared with the baseline's (mean |delta ab|, Lab units, full resolution).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import cv2
 import numpy as np
-from timing import best_of
 
+from benchmarks.harness import TETONS, Results, benchmark, best_of, option, require
 from colorizer import Colorizer, imageio, planes
 from colorizer.guidance import Guidance, core, propagate, strokes
 from colorizer.guidance.protocol import ground_truth_hints
-
-DEFAULT_PHOTO = (
-    Path(__file__).resolve().parents[2] / "shared/data/bw/07_landscape_tetons_snake_river_1942.jpg"
-)
 
 
 def stroke_layers(colorizer: Colorizer, lightness: np.ndarray):
@@ -46,14 +41,14 @@ def stroke_layers(colorizer: Colorizer, lightness: np.ndarray):
     return strokes.merge([base, mine], height, width), points
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("photo", nargs="?", default=str(DEFAULT_PHOTO))
-    parser.add_argument("--full", action="store_true", help="also the full-resolution LU")
-    parser.add_argument("--repeat", type=int, default=2)
-    args = parser.parse_args()
-
-    picture = imageio.read_image(args.photo)
+@benchmark(
+    "guidance",
+    option("photo", nargs="?", default=str(TETONS)),
+    option("--full", action="store_true", help="also the full-resolution LU"),
+    option("--repeat", type=int, default=2),
+)
+def guidance(args: argparse.Namespace, results: Results) -> None:
+    picture = imageio.read_image(require(args.photo))
     lightness = planes.lightness_image(picture.rgb)
     height, width = lightness.shape
     colorizer = Colorizer(device="cpu")
@@ -96,11 +91,9 @@ def main() -> None:
     for name, (seconds, result) in results.items():
         delta = float(np.abs(result - baseline_ab).mean())
         print(f"| {name} | {seconds:.2f} | {baseline_time / seconds:.2f} | {delta:.2f} |")
+        results.add({"method": name}, seconds=seconds, mean_delta_ab=delta)
     print(
         f"| whole `colorize` with propagate + 20 hints (network, strokes, solve, sRGB) | "
         f"{guided:.2f} | | |"
     )
-
-
-if __name__ == "__main__":
-    main()
+    results.add({"method": "whole colorize, propagate + 20 hints"}, seconds=guided)

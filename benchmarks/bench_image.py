@@ -1,6 +1,6 @@
 """Photo colorization speed: the published pipeline, OpenCV DNN on the Caffe release, and ours.
 
-Run:  python benchmarks/bench_image.py [--repeat 3] [--threads 2]
+Run:  python -m benchmarks image [--repeat 3] [--threads 2]
 
 All three run ECCV16 (seeded random weights of the published shapes when the real files are
 absent; speed does not depend on the values) on a 4000x3000 and a 256x256 grey photo, in one
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -29,33 +28,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from timing import best_times, ratio
 from torch import nn
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-PROTOTXT = SHARED / "data" / "eccv16" / "colorization_deploy_v2.prototxt"
+from benchmarks.harness import DATA, Results, benchmark, best_times, grey_photo, option, ratio
+from benchmarks.harness.eccv16 import opencv_eccv16, random_eccv16_weights, write_random_release
 
-
-def grey_photo(height: int, width: int) -> np.ndarray:
-    """A photo-like grey uint8 image: a real B&W photo resized when ../shared has one."""
-    source = SHARED / "data" / "bw" / "07_landscape_tetons_snake_river_1942.jpg"
-    if source.exists():
-        image = Image.open(source).convert("L").resize((width, height), Image.BICUBIC)
-        return np.asarray(image)
-    rng = np.random.default_rng(0)
-    noise = rng.normal(size=(height // 8 + 1, width // 8 + 1)).astype(np.float32)
-    smooth = np.asarray(Image.fromarray(noise).resize((width, height), Image.BICUBIC))
-    return np.clip(128 + 40 * smooth, 0, 255).astype(np.uint8)
-
-
-def random_eccv16_weights(directory: Path) -> Path:
-    from colorizer.weights import create_model
-
-    torch.manual_seed(0)
-    path = directory / "eccv16-random.pth"
-    torch.save(create_model("eccv16").state_dict(), path)
-    return path
+PROTOTXT = DATA / "eccv16" / "colorization_deploy_v2.prototxt"
 
 
 # -- (a) the published pipeline -------------------------------------------------------------
@@ -151,11 +129,12 @@ def time_pipelines(published_net, ours, fast, caffe, height: int, width: int, re
     return best_times(pipelines, repeat)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    args = parser.parse_args()
+@benchmark(
+    "image",
+    option("--repeat", type=int, default=3),
+    option("--threads", type=int, default=torch.get_num_threads()),
+)
+def image(args: argparse.Namespace, results: Results) -> None:
     torch.set_num_threads(args.threads)
 
     from colorizer import Colorizer
@@ -172,8 +151,6 @@ def main() -> int:
             fast = Colorizer("eccv16", weights=weights, size=256, device="cpu", backend="openvino")
         caffe = None
         if PROTOTXT.exists():
-            from caffe_release import opencv_eccv16, write_random_release
-
             caffemodel = Path(tmp) / "random.caffemodel"
             write_random_release(PROTOTXT, caffemodel)
             caffe = opencv_eccv16(PROTOTXT, caffemodel)
@@ -215,6 +192,9 @@ def main() -> int:
                 f"{'':14}opencv_caffe/ours = "
                 f"{ratio(timings['b_opencv_caffe'], timings['c_ours'], '5.2f')}"
             )
+        results.add(
+            {"stage": "end to end", "size": label}, **{f"{k}_s": t for k, t in timings.items()}
+        )
     print(f"\nnetwork only, ECCV16 at 256x256 ({macs / 1e9:.1f} GMACs), seconds:")
     print(f"  published eager {net_published:.3f}   ours {net_ours:.3f}")
     if "openvino" in networks:
@@ -227,9 +207,10 @@ def main() -> int:
     print(f"  peak one-conv throughput {peak / 1e9:.1f} GMAC/s; all MACs at it {macs / peak:.3f}")
     print(f"  ours / (all MACs at peak) = {net_ours * peak / macs:.2f}")
     print(f"  ours {macs / net_ours / 1e9:.1f} GMAC/s, floor {macs / floor / 1e9:.1f} GMAC/s")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT / "tests" / "models"))  # the random Caffe release the tests write
-    sys.exit(main())
+    results.add(
+        {"stage": "network", "size": "256x256"},
+        **{f"{name}_s": seconds for name, seconds in networks.items()},
+        convolution_floor_s=floor,
+        gmacs=macs / 1e9,
+        peak_gmac_per_s=peak / 1e9,
+    )

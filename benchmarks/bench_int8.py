@@ -1,10 +1,10 @@
 """int8 colornet-v2 on OpenVINO: speed per 256 x 256 image and quality lost, against float32.
 
-Run:  python benchmarks/bench_int8.py [--calibration DIR] [--eval DIR] [--limit N]
+Run:  python -m benchmarks int8 [--calibration DIR] [--eval DIR] [--limit N]
 
 The float32 ONNX export is quantised by ONNX Runtime's static post-training quantisation (QDQ
 format, per-channel int8 weights, uint8 activations) calibrated on photos of the training set's
-validation split (``python benchmarks/val_split.py`` makes that folder; never the evaluation
+validation split (``python -m benchmarks val_split`` makes that folder; never the evaluation
 set), then both graphs run on OpenVINO, which executes the QDQ graph in int8. Quality: the same
 evaluation as ``colorize eval`` (``colorizer.evaluate``) on the held-out set, both models side
 by side. The ship rule (issue 11): int8 only if rebalanced AuC drops by less than 0.5 points.
@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).parent))
-
-from timing import best_times, ratio  # noqa: E402
+from benchmarks.harness import BSDS500_TEST, ROOT, Results, benchmark, best_times, option, ratio
+from benchmarks.harness.data import require
 
 
 def lightness_inputs(folder: Path, count: int) -> list[np.ndarray]:
@@ -68,15 +65,16 @@ def quantise(graph: Path, out: Path, calibration: list[np.ndarray]) -> Path:
     return out
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calibration", default=str(ROOT / "runs" / "val-split"))
-    parser.add_argument("--eval", default=str(ROOT.parent / "shared/data/val/bsds500-test"))
-    parser.add_argument("--count", type=int, default=64, help="calibration photos")
-    parser.add_argument("--limit", type=int, help="evaluate the first N photos only")
-    parser.add_argument("--repeat", type=int, default=10)
-    args = parser.parse_args()
-
+@benchmark(
+    "int8",
+    option("--calibration", default=str(ROOT / "runs" / "val-split")),
+    option("--eval", default=str(BSDS500_TEST)),
+    option("--count", type=int, default=64, help="calibration photos"),
+    option("--limit", type=int, help="evaluate the first N photos only"),
+    option("--repeat", type=int, default=10),
+)
+def int8(args: argparse.Namespace, results: Results) -> None:
+    require(args.eval)
     from colorizer import Colorizer, evaluate
     from colorizer.runtime import OpenVinoNetwork
 
@@ -85,7 +83,7 @@ def main() -> int:
         fp32 = Colorizer(backend="openvino")
         calibration = lightness_inputs(Path(args.calibration), args.count)
         if not calibration:
-            raise SystemExit(f"{args.calibration}: no photos (run benchmarks/val_split.py)")
+            raise SystemExit(f"{args.calibration}: no photos (python -m benchmarks val_split)")
         int8_graph = quantise(fp32.network.graph, Path(tmp) / "int8.onnx", calibration)
         int8 = Colorizer(backend="openvino")
         int8.network = OpenVinoNetwork(int8_graph)
@@ -96,6 +94,8 @@ def main() -> int:
             f"network per 256 x 256 image: float32 {times['fp32'] * 1000:.1f} ms, "
             f"int8 {times['int8'] * 1000:.1f} ms ({ratio(times['fp32'], times['int8'])})"
         )
+        for precision, seconds in times.items():
+            results.add({"stage": "network", "precision": precision}, seconds=seconds)
 
         photos = evaluate.find_photos(Path(args.eval))[: args.limit]
         methods = {
@@ -105,8 +105,5 @@ def main() -> int:
         result = evaluate.evaluate(methods, photos, progress=False)
         print(f"\n{len(photos)} photos of {args.eval}:")
         print(evaluate.format_table(result.means()))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        for method, means in result.means().items():
+            results.add({"stage": "quality", "method": method, "photos": len(photos)}, **means)

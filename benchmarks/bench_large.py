@@ -1,13 +1,13 @@
 """Peak memory and time of `colorize image` on a 200-megapixel scan, bytes path vs float path.
 
-Run:  python benchmarks/bench_large.py [--megapixels 200] [--source ../shared/data/bw/NAME.jpg]
+Run:  python -m benchmarks large [--megapixels 200] [--source ../shared/data/bw/NAME.jpg]
 
 Makes a grey 8-bit PNG scan of the given size (a B&W photo of ``../shared/data/bw`` scaled up,
 or a synthetic gradient when that folder is absent), then runs the command line on it twice in
-fresh processes: as shipped (an 8-bit photo stays in bytes, composed strip by strip:
-``Colorizer._colorize_bytes``) and on the float ``Picture`` path that 16-bit photos, arrays and
-guided runs take. Each child's peak RSS is its ``ru_maxrss``; the outputs are compared byte
-for byte.
+fresh processes (the installed ``colorize`` script's entry point): as shipped (an 8-bit photo
+stays in bytes, composed strip by strip: ``Colorizer._colorize_bytes``) and on the float
+``Picture`` path that 16-bit photos, arrays and guided runs take. Each child's peak RSS is its
+``ru_maxrss``; the outputs are compared byte for byte.
 """
 
 from __future__ import annotations
@@ -23,16 +23,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-BW = ROOT.parent / "shared" / "data" / "bw"
+from benchmarks.harness import TETONS, Results, benchmark, option
 
-# A fresh interpreter per run, so that each peak RSS is that run's alone.
+# A fresh interpreter per run, so that each peak RSS is that run's alone. It runs the installed
+# `colorize` script's own entry point, not the script file: the float run must switch the bytes
+# path off inside the process first.
 CHILD = """
 import sys
+from importlib.metadata import entry_points
 from colorizer.pipeline import Colorizer
 if sys.argv[1] == "float":
     Colorizer._colorize_bytes = lambda self, src, dst: None
-from colorizer.cli import main
+(script,) = entry_points(group="console_scripts", name="colorize")
+main = script.load()
 sys.exit(main(["image", sys.argv[2], "-o", sys.argv[3], "--max-pixels", "0", "--overwrite"]))
 """
 
@@ -60,26 +63,25 @@ def run(mode: str, src: Path, dst: Path) -> tuple[float, float]:
     return time.perf_counter() - start, usage.ru_maxrss * 1024 / 1e9  # ru_maxrss: KiB
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--megapixels", type=float, default=200)
-    default_source = BW / "07_landscape_tetons_snake_river_1942.jpg"
-    parser.add_argument("--source", type=Path, default=default_source)
-    args = parser.parse_args()
+@benchmark(
+    "large",
+    option("--megapixels", type=float, default=200),
+    option("--source", type=Path, default=TETONS),
+)
+def large(args: argparse.Namespace, results: Results) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         scan = work / "scan.png"
         width, height = make_scan(scan, args.megapixels, args.source)
         print(f"scan: {width} x {height} grey PNG, {scan.stat().st_size / 1e6:.0f} MB")
-        results = {}
+        runs = {}
         for mode in ("bytes", "float"):
-            results[mode] = run(mode, scan, work / f"{mode}.png")
-            print(f"{mode}: {results[mode][0]:.1f} s, peak RSS {results[mode][1]:.2f} GB")
+            runs[mode] = run(mode, scan, work / f"{mode}.png")
+            print(f"{mode}: {runs[mode][0]:.1f} s, peak RSS {runs[mode][1]:.2f} GB")
         same = (work / "bytes.png").read_bytes() == (work / "float.png").read_bytes()
         print(f"outputs identical: {same}")
-        ratio = results["float"][1] / results["bytes"][1]
+        ratio = runs["float"][1] / runs["bytes"][1]
         print(f"peak RSS, float path / bytes path: {ratio:.2f}x")
-
-
-if __name__ == "__main__":
-    main()
+        for mode, (seconds, peak_gb) in runs.items():
+            case = {"path": mode, "size": f"{width}x{height}"}
+            results.add(case, seconds=seconds, peak_rss_gb=peak_gb, outputs_identical=same)

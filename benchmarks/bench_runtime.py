@@ -1,6 +1,6 @@
 """The default model's speed: network runtimes, start-up, full resolution, PNG levels, a folder.
 
-Run:  python benchmarks/bench_runtime.py [--repeat 5]
+Run:  python -m benchmarks runtime [--repeat 5]
 
 Everything runs in one process (start-up and the folder in subprocesses it starts), interleaved
 round by round so that load from elsewhere hits all candidates alike, and is reported as
@@ -29,13 +29,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-BW = SHARED / "data" / "bw"
-sys.path.insert(0, str(Path(__file__).parent))
-
-from bench_image import grey_photo  # noqa: E402
-from timing import best_time, best_times, ratio  # noqa: E402
+from benchmarks.harness import (
+    BW,
+    MIGRANT_MOTHER,
+    TETONS,
+    Results,
+    benchmark,
+    best_time,
+    best_times,
+    grey_photo,
+    option,
+    ratio,
+)
+from benchmarks.harness.commands import colorize
 
 
 def wall(command: list[str], env: dict, repeat: int) -> float:
@@ -45,7 +51,7 @@ def wall(command: list[str], env: dict, repeat: int) -> float:
     )
 
 
-def network_stage(repeat: int) -> None:
+def network_stage(repeat: int, results: Results) -> None:
     import torch
 
     from colorizer import Colorizer
@@ -73,21 +79,26 @@ def network_stage(repeat: int) -> None:
         )
         delta = np.abs(fast.network(light) - torch_side.predict_ab(tensor).numpy()).mean()
         print(f"           mean |delta ab| OpenVINO vs PyTorch {delta:.5f}")
+        results.add(
+            {"section": "network stage", "batch": batch},
+            torch_ms_per_image=eager,
+            openvino_ms_per_image=ov,
+            mean_delta_ab=float(delta),
+        )
 
 
-def start_up(home: Path, repeat: int) -> None:
-    photo = BW / "01_portrait_migrant_mother_1936.jpg"
+def start_up(home: Path, repeat: int, results: Results) -> None:
+    photo = MIGRANT_MOTHER
     if not photo.exists():
         print("\n2. start-up: skipped, ../shared/data/bw is absent")
         return
     out = home / "one.png"
     env = {**os.environ, "COLORIZER_HOME": str(home)}
-    colorize = [sys.executable, "-m", "colorizer.cli"]
-    image = [*colorize, "image", str(photo), "-o", str(out), "--overwrite", "-q"]
+    image = colorize("image", str(photo), "-o", str(out), "--overwrite", "-q")
     baseline = wall([sys.executable, "-c", "import numpy, cv2, PIL.Image"], env, repeat)
     rows = {
         "python -c 'import numpy, cv2, PIL' (baseline)": baseline,
-        "colorize --help": wall([*colorize, "--help"], env, repeat),
+        "colorize --help": wall(colorize("--help"), env, repeat),
         "colorize image one.jpg --backend torch": wall([*image, "--backend", "torch"], env, repeat),
         "colorize image one.jpg --backend openvino (warm)": wall(
             [*image, "--backend", "openvino"], env, repeat
@@ -96,6 +107,7 @@ def start_up(home: Path, repeat: int) -> None:
     print(f"\n2. start-up, wall seconds, best of {repeat} ({photo_size(photo)})")
     for label, seconds in rows.items():
         print(f"  {label:<50} {seconds:6.2f}   {ratio(seconds, baseline, '5.1f')} baseline")
+        results.add({"section": "start-up", "command": label}, seconds=seconds)
 
 
 def photo_size(path: Path) -> str:
@@ -113,7 +125,7 @@ def whole_image_compose(lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:
     return planes.lab_to_rgb_image(cv2.merge([lightness, full]))
 
 
-def full_resolution(repeat: int) -> None:
+def full_resolution(repeat: int, results: Results) -> None:
     from colorizer import planes
 
     grey = grey_photo(3000, 4000)
@@ -135,12 +147,15 @@ def full_resolution(repeat: int) -> None:
     print("\n3. full resolution, 4000 x 3000, seconds")
     for label, seconds in times.items():
         print(f"  {label:<38} {seconds:6.3f}   {ratio(base, seconds, '5.2f')} faster than before")
+        results.add(
+            {"section": "full resolution", "size": "4000x3000", "way": label}, seconds=seconds
+        )
 
 
-def png_levels(repeat: int) -> None:
+def png_levels(repeat: int, results: Results) -> None:
     from PIL import Image
 
-    photo = BW / "07_landscape_tetons_snake_river_1942.jpg"
+    photo = TETONS
     if not photo.exists():
         return
     from colorizer import Colorizer
@@ -163,50 +178,33 @@ def png_levels(repeat: int) -> None:
             f"{ratio(times[6], seconds, '4.1f')} faster than 6, "
             f"{save(level) / save(6):5.3f} of its size"
         )
+        results.add({"section": "PNG", "level": level}, seconds=seconds, bytes=save(level))
 
 
-def folder(home: Path, repeat: int) -> None:
+def folder(home: Path, repeat: int, results: Results) -> None:
     if not BW.exists():
         return
     env = {**os.environ, "COLORIZER_HOME": str(home)}
     out = home / "bw-out"
-    results = {}
+    times = {}
     for backend in ("torch", "openvino"):
-        command = [
-            sys.executable,
-            "-m",
-            "colorizer.cli",
-            "image",
-            str(BW),
-            "-o",
-            str(out),
-            "--overwrite",
-            "-q",
-            "--backend",
-            backend,
-        ]
-        results[backend] = wall(command, env, repeat)
+        command = colorize("image", str(BW), "-o", str(out), "--overwrite", "-q")
+        times[backend] = wall([*command, "--backend", backend], env, repeat)
     count = len(list(BW.glob("*.jpg")))
     print(f"\n5. colorize image ../shared/data/bw ({count} photos), wall seconds")
-    for backend, seconds in results.items():
+    for backend, seconds in times.items():
         print(f"  {backend:<9} {seconds:6.2f}   {seconds / count:5.2f} s a photo")
+        results.add({"section": "folder", "backend": backend, "photos": count}, seconds=seconds)
     shutil.rmtree(out, ignore_errors=True)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args()
+@benchmark("runtime", option("--repeat", type=int, default=5))
+def runtime(args: argparse.Namespace, results: Results) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         os.environ["COLORIZER_HOME"] = str(home)  # the export cache of this run only
-        network_stage(args.repeat)
-        start_up(home, args.repeat)
-        full_resolution(args.repeat)
-        png_levels(args.repeat)
-        folder(home, max(1, args.repeat // 2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        network_stage(args.repeat, results)
+        start_up(home, args.repeat, results)
+        full_resolution(args.repeat, results)
+        png_levels(args.repeat, results)
+        folder(home, max(1, args.repeat // 2), results)

@@ -1,6 +1,6 @@
 """Load run of the REST API: N concurrent clients for M seconds against `colorize serve`.
 
-Run:  python benchmarks/bench_server.py [--clients 4] [--seconds 15] [--width 640 --height 480]
+Run:  python -m benchmarks server [--clients 4] [--seconds 15] [--width 640 --height 480]
 
 Starts ``colorize serve`` on 127.0.0.1 (a free port) in a subprocess with the shipped model,
 warms it up with one request, then lets N client threads post the same grey photo to
@@ -14,7 +14,7 @@ samples the server's resident memory every S seconds during the run and for 20 s
 it, and prints the samples per tenth of the run and whether the second half stayed within 10% of
 the first half's peak (a plateau, not a leak):
 
-    python bench_server.py --clients 4 --seconds 600 --mixed --rss-every 5
+    python -m benchmarks server --clients 4 --seconds 600 --mixed --rss-every 5
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -33,10 +32,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 from PIL import Image
-from timing import Stopwatch
 
-ROOT = Path(__file__).resolve().parents[1]
-PHOTO = ROOT.parent / "shared" / "data" / "bw" / "01_portrait_migrant_mother_1936.jpg"
+from benchmarks.harness import MIGRANT_MOTHER, Results, Stopwatch, benchmark, option
+from benchmarks.harness.commands import colorize
+
+PHOTO = MIGRANT_MOTHER
 MAX_CLIENTS, MAX_SECONDS, START_LIMIT_S = 64, 900, 120
 IDLE_AFTER_S = 20
 HINTS = '[{"x": 10, "y": 10, "color": "#c0392b"}, {"x": 40, "y": 30, "color": "#2e86c1"}]'
@@ -62,19 +62,9 @@ def free_port() -> int:
 
 
 def start_server(port: int, workers: int, extra: list[str]) -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
-        "colorizer.cli",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        *extra,
-    ]
+    command = colorize(
+        "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), *extra
+    )
     quiet = subprocess.DEVNULL
     server = subprocess.Popen(command, stdout=quiet, stderr=quiet, start_new_session=True)
     deadline = time.monotonic() + START_LIMIT_S
@@ -120,16 +110,19 @@ def client(
                 results.append((outcome, watch.elapsed()))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--seconds", type=float, default=15)
-    parser.add_argument("--width", type=int, default=640)
-    parser.add_argument("--height", type=int, default=480)
-    parser.add_argument("--workers", type=int, default=2, help="server image workers")
-    parser.add_argument("--mixed", action="store_true", help="three photo sizes, some hints")
-    parser.add_argument("--rss-every", type=float, help="sample the server's RSS every S s")
-    args, extra = parser.parse_known_args()
+@benchmark(
+    "server",
+    option("--clients", type=int, default=4),
+    option("--seconds", type=float, default=15),
+    option("--width", type=int, default=640),
+    option("--height", type=int, default=480),
+    option("--workers", type=int, default=2, help="server image workers"),
+    option("--mixed", action="store_true", help="three photo sizes, some hints"),
+    option("--rss-every", type=float, help="sample the server's RSS every S s"),
+    pass_unknown=True,  # the rest goes to `colorize serve`
+)
+def server(args: argparse.Namespace, results: Results) -> None:
+    extra = args.unknown
     clients = max(1, min(args.clients, MAX_CLIENTS))
     seconds = max(1.0, min(args.seconds, MAX_SECONDS))
 
@@ -143,7 +136,7 @@ def main() -> None:
     try:
         warm = httpx.post(url, files={"image": ("photo.jpg", photo, "image/jpeg")}, timeout=300)
         warm.raise_for_status()
-        results: list = []
+        outcomes: list = []
         lock = threading.Lock()
         until = time.monotonic() + seconds
         started = time.monotonic()
@@ -156,7 +149,7 @@ def main() -> None:
             )
             sampler.start()
         threads = [
-            threading.Thread(target=client, args=(url, photos, until, results, lock))
+            threading.Thread(target=client, args=(url, photos, until, outcomes, lock))
             for _ in range(clients)
         ]
         for thread in threads:
@@ -169,21 +162,25 @@ def main() -> None:
     finally:
         stop_server(server)
 
-    ok = np.array([t for status, t in results if status == 200])
-    refused = sum(1 for status, _ in results if status == 429)
-    failed = len(results) - len(ok) - refused
+    ok = np.array([t for status, t in outcomes if status == 200])
+    refused = sum(1 for status, _ in outcomes if status == 429)
+    failed = len(outcomes) - len(ok) - refused
     print(
         f"{clients} clients x {seconds:g} s, {args.width}x{args.height} JPEG, "
         f"server workers {args.workers}, {elapsed:.1f} s wall"
     )
-    print(f"requests: {len(results)}  ok: {len(ok)}  429: {refused}  failed: {failed}")
+    print(f"requests: {len(outcomes)}  ok: {len(ok)}  429: {refused}  failed: {failed}")
+    row = {"requests": len(outcomes), "ok": len(ok), "refused": refused, "failed": failed}
+    row["wall_s"] = elapsed
     if len(ok):
         p50, p95 = np.percentile(ok, [50, 95])
         print(f"throughput: {len(ok) / elapsed:.2f} requests/s")
         worst = ok.max()
         print(f"latency: p50 {p50 * 1e3:.0f} ms  p95 {p95 * 1e3:.0f} ms  max {worst * 1e3:.0f} ms")
+        row |= {"requests_per_s": len(ok) / elapsed, "p50_s": p50, "p95_s": p95, "max_s": worst}
     if samples:
-        report_rss(samples, seconds)
+        row |= report_rss(samples, seconds)
+    results.add({"clients": clients, "seconds": seconds, "serve_options": extra}, **row)
 
 
 def rss_mb(pid: int) -> float:
@@ -214,7 +211,7 @@ def sample_rss(pid: int, every: float, stop_at: float, samples: list) -> None:
         time.sleep(every)
 
 
-def report_rss(samples: list[tuple[float, float]], seconds: float) -> None:
+def report_rss(samples: list[tuple[float, float]], seconds: float) -> dict[str, float | str]:
     print("server RSS, MB (max per tenth of the run; then idle):")
     step = seconds / 10
     for tenth in range(10):
@@ -228,7 +225,4 @@ def report_rss(samples: list[tuple[float, float]], seconds: float) -> None:
     second = max((mb for t, mb in samples if seconds / 2 <= t < seconds), default=0.0)
     verdict = "plateau" if second <= 1.10 * first else "GROWING"
     print(f"  peak first half {first:.1f}, second half {second:.1f}: {verdict}")
-
-
-if __name__ == "__main__":
-    main()
+    return {"rss_peak_first_half_mb": first, "rss_peak_second_half_mb": second, "rss": verdict}

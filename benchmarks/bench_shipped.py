@@ -1,6 +1,6 @@
 """Speed of the shipped models (colornet-v2, the default, and colornet-v1) against ECCV16.
 
-Run:  python benchmarks/bench_shipped.py [--repeat 5] [--threads 2]
+Run:  python -m benchmarks shipped [--repeat 5] [--threads 2]
 
 All models run through the same ``Colorizer`` in one process, interleaved (see
 ``timing.best_times``), so the ratios hold on a noisy machine. ECCV16 has seeded random
@@ -16,9 +16,9 @@ import tempfile
 from pathlib import Path
 
 import torch
-from bench_image import grey_photo, random_eccv16_weights
-from timing import best_times, ratio
 
+from benchmarks.harness import Results, benchmark, best_times, grey_photo, option, ratio
+from benchmarks.harness.eccv16 import random_eccv16_weights
 from colorizer import Colorizer
 from colorizer.weights import create_model
 
@@ -48,11 +48,12 @@ def count_macs(net: torch.nn.Module, size: int) -> int:
     return macs
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    args = parser.parse_args()
+@benchmark(
+    "shipped",
+    option("--repeat", type=int, default=5),
+    option("--threads", type=int, default=torch.get_num_threads()),
+)
+def shipped(args: argparse.Namespace, results: Results) -> None:
     torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,15 +89,16 @@ def main() -> int:
             f"  {name:12} {seconds * 1e3:7.1f} ms  {macs[name] / 1e9:5.2f} GMACs"
             f"  eccv16/this {speedup}{verdict}"
         )
+        case = {"model": name, "stage": "network", "size": "256x256"}
+        results.add(case, seconds=seconds, gmacs=macs[name] / 1e9)
     print("\nend to end (grey array in, colour array out):")
     for (height, width), times in end_to_end.items():
         cells = "  ".join(f"{name} {seconds:.3f} s" for name, seconds in times.items())
         print(f"  {width}x{height}: {cells}")
+        for name, seconds in times.items():
+            results.add(
+                {"model": name, "stage": "end to end", "size": f"{width}x{height}"}, seconds=seconds
+            )
     twelve = end_to_end[(3000, 4000)]["colornet-v2"]
     verdict = "met" if twelve <= TARGET_12MP_S else "MISSED"
     print(f"  colornet-v2 12 MP: {twelve:.3f} s (target <= {TARGET_12MP_S} s): {verdict}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,6 +1,6 @@
 """colornet-v2's encoder variants: size and network time per 256x256 image (issue 10's choice).
 
-Run:  python benchmarks/bench_v2_variants.py [--repeat 5]
+Run:  python -m benchmarks v2_variants [--repeat 5]
 
 Builds ``colornet-v2`` with each EfficientNet-Lite variant (random weights: speed does not depend
 on the values), times one 256x256 forward on PyTorch eager, interleaved, best of ``--repeat``,
@@ -13,16 +13,14 @@ from __future__ import annotations
 import argparse
 
 import torch
-from timing import best_times, ratio
 
+from benchmarks.harness import Results, benchmark, best_times, option, ratio
 from colorizer.models.colornet_v2 import ColorNetV2
 from colorizer.models.efficientnet_lite import VARIANTS
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args()
+@benchmark("v2_variants", option("--repeat", type=int, default=5))
+def v2_variants(args: argparse.Namespace, results: Results) -> None:
     torch.manual_seed(0)
     nets = {variant: ColorNetV2(variant=variant).eval() for variant in VARIANTS}
     image = torch.rand(1, 1, 256, 256) * 100
@@ -43,7 +41,4 @@ def main() -> None:
             f"| {variant} | {count:,} | {count * 4 / 2**20:.1f} | {1000 * times[variant]:.1f} | "
             f"{ratio(times[variant], times['lite0'])} |"
         )
-
-
-if __name__ == "__main__":
-    main()
+        results.add({"variant": variant}, parameter_count=count, seconds=times[variant])

@@ -1,6 +1,6 @@
 """Film colorization speed: `colorize video` end to end against the I/O floor.
 
-Run:  python benchmarks/bench_video.py [CLIP] [--frames N] [--refiner CKPT]
+Run:  python -m benchmarks video [CLIP] [--refiner CKPT] [--device cpu]
 
 On ``../shared/data/video/bench_720p.mp4`` (1280x720, 25 fps, 125 frames) by default, in one
 process so the ratio is fair on a noisy machine:
@@ -23,15 +23,14 @@ import tempfile
 from pathlib import Path
 
 import av
-from timing import Stopwatch
 
+from benchmarks.harness import BENCH_CLIP, Results, Stopwatch, benchmark, option, require
 from colorizer import runtime
 from colorizer.pipeline import Colorizer
 from colorizer.video.colorize import VideoOptions, colorize_video
 from colorizer.video.output import EncoderSettings, encoder_options
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-CLIP = SHARED / "data" / "video" / "bench_720p.mp4"
+STAGES = ("total", "decode", "network", "consistency", "encode")
 
 
 def io_floor(clip: Path, out: Path, settings: EncoderSettings) -> dict[str, float]:
@@ -78,13 +77,14 @@ def run(colorizer: Colorizer, clip: Path, out: Path, options: VideoOptions) -> d
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("clip", nargs="?", default=str(CLIP))
-    parser.add_argument("--refiner", help="also time the trained video-refiner")
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
-    clip = Path(args.clip)
+@benchmark(
+    "video",
+    option("clip", nargs="?", default=str(BENCH_CLIP)),
+    option("--refiner", help="also time the trained video-refiner"),
+    option("--device", default="cpu"),
+)
+def video(args: argparse.Namespace, results: Results) -> None:
+    clip = require(args.clip)
     with tempfile.TemporaryDirectory() as folder:
         os.environ["COLORIZER_HOME"] = folder  # an OpenVINO export goes here, not to the user's
         colorizer = Colorizer(device=args.device, backend="torch")
@@ -118,7 +118,5 @@ def main() -> None:
             f"{row['total'] / floor['total']:.1f}",
         ]
         print("| " + " | ".join(cells) + " |")
-
-
-if __name__ == "__main__":
-    main()
+        values = {f"{key}_s": row.get(key, 0.0) for key in STAGES} | {"frames": row["frames"]}
+        results.add({"run": name, "device": str(colorizer.device)}, **values)

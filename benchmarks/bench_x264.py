@@ -1,6 +1,6 @@
 """x264 presets for `colorize video`: encode time, file size and fidelity, in one process.
 
-Run:  python benchmarks/bench_x264.py [CLIP] [--presets medium fast ...] [--crf 18]
+Run:  python -m benchmarks x264 [CLIP] [--presets medium fast ...] [--crf 18]
 
 Decodes the clip (``../shared/data/video/bench_720p.mp4`` by default) to RGB once, then encodes
 those frames with each preset exactly as ``colorize video`` does (``encoder_options``: crf,
@@ -19,12 +19,9 @@ from pathlib import Path
 
 import av
 import numpy as np
-from timing import best_of
 
+from benchmarks.harness import BENCH_CLIP, Results, benchmark, best_of, option, require
 from colorizer.video.output import EncoderSettings, encoder_options
-
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-CLIP = SHARED / "data" / "video" / "bench_720p.mp4"
 
 
 def decode(path: Path) -> tuple[list[np.ndarray], Fraction | None]:
@@ -59,14 +56,15 @@ def psnr(frames: list[np.ndarray], path: Path) -> float:
     return float(10 * np.log10(255**2 / squared))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("clip", nargs="?", type=Path, default=CLIP)
-    parser.add_argument("--presets", nargs="+", default=["medium", "fast", "faster", "veryfast"])
-    parser.add_argument("--crf", type=float, default=18)
-    parser.add_argument("--repeat", type=int, default=2)
-    args = parser.parse_args()
-    frames, rate = decode(args.clip)
+@benchmark(
+    "x264",
+    option("clip", nargs="?", type=Path, default=BENCH_CLIP),
+    option("--presets", nargs="+", default=["medium", "fast", "faster", "veryfast"]),
+    option("--crf", type=float, default=18),
+    option("--repeat", type=int, default=2),
+)
+def x264(args: argparse.Namespace, results: Results) -> None:
+    frames, rate = decode(require(args.clip))
     print(f"{args.clip.name}: {len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]}")
     print("| preset | encode s | frames/s | x first | MB | PSNR dB (RGB, vs input) |")
     print("|---|---|---|---|---|---|")
@@ -77,12 +75,11 @@ def main() -> None:
             settings = EncoderSettings(crf=args.crf, preset=preset)
             seconds, _ = best_of(lambda s=settings, o=out: encode(frames, rate, o, s), args.repeat)
             first = first or seconds
+            fidelity = psnr(frames, out)
             print(
                 f"| {preset} | {seconds:.2f} | {len(frames) / seconds:.1f} | "
                 f"{first / seconds:.2f}x | {out.stat().st_size / 1e6:.2f} | "
-                f"{psnr(frames, out):.2f} |"
+                f"{fidelity:.2f} |"
             )
-
-
-if __name__ == "__main__":
-    main()
+            size = out.stat().st_size
+            results.add({"preset": preset}, encode_s=seconds, bytes=size, psnr_db=fidelity)

@@ -1,6 +1,6 @@
 """Why the video refiner loses on a clip: its hues or its chroma? (issue 15)
 
-Run:  python benchmarks/probe_refiner_chroma.py CLIP --refiner CKPT [--model colornet-v2]
+Run:  python -m benchmarks probe_refiner_chroma CLIP --refiner CKPT [--model colornet-v2]
 
 Scores one clip as ``colorize eval --video`` does (work resolution 384, every frame, PSNR / raw
 AuC / colourfulness against the colour original) for the per-frame output, the refiner's output,
@@ -23,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from benchmarks.harness import Results, benchmark, option, require
 from colorizer import metrics, planes
 from colorizer.pipeline import Colorizer
 from colorizer.planes import resize_plane
@@ -36,12 +37,14 @@ def chroma(ab: np.ndarray) -> np.ndarray:
     return np.linalg.norm(ab, axis=-1, keepdims=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("clip", type=Path)
-    parser.add_argument("--refiner", required=True)
-    parser.add_argument("--model", default="colornet-v2")
-    args = parser.parse_args()
+@benchmark(
+    "probe_refiner_chroma",
+    option("clip", type=Path),
+    option("--refiner", required=True),
+    option("--model", default="colornet-v2"),
+)
+def probe_refiner_chroma(args: argparse.Namespace, results: Results) -> None:
+    require(args.clip)
     colorizer = Colorizer(args.model)
     refine = RefinerPropagator(args.refiner, DEFAULT_FLOW)
     scores: dict[str, list[tuple[float, float, float]]] = {}
@@ -76,12 +79,15 @@ def main() -> None:
     for name, rows in scores.items():
         psnr, auc, cf = np.mean(rows, axis=0)
         print(f"| {name} | {psnr:.2f} | {100 * auc:.1f} | {cf:.1f} |")
+        results.add({"output": name, "frames": len(means)}, psnr_db=psnr, auc=auc, cf=cf)
     own_mean, refined_mean, truth_mean = np.mean(means, axis=0)
     print(
         f"mean chroma |ab|: per-frame {own_mean:.1f}, refiner {refined_mean:.1f}, "
         f"truth {truth_mean:.1f}"
     )
-
-
-if __name__ == "__main__":
-    main()
+    results.add(
+        {"output": "mean chroma |ab|", "frames": len(means)},
+        per_frame=own_mean,
+        refiner=refined_mean,
+        truth=truth_mean,
+    )

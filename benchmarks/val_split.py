@@ -4,7 +4,7 @@ The split is the training loop's own (a hash of each path, ``--val-fraction``), 
 a temperature or any other setting can be chosen on photos the run never trained on, and never
 on the held-out evaluation set:
 
-    python benchmarks/val_split.py ../shared/data/train 0.05 runs/val-split
+    python -m benchmarks val_split ../shared/data/train 0.05 runs/val-split
     colorize eval runs/val-split --model colornet-v2 --weights runs/v2/checkpoint.pt
 """
 
@@ -14,15 +14,19 @@ import argparse
 import os
 from pathlib import Path
 
+from benchmarks.harness import Results, benchmark, option
 from colorizer.train.data import training_and_validation_files
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("train", help="the training folder, as given to colorize train")
-    parser.add_argument("fraction", type=float, help="its --val-fraction")
-    parser.add_argument("out", help="folder to fill with links to the validation photos")
-    args = parser.parse_args()
+# Not a measurement: it makes the folder that int8 and sweep_v2 choose settings on; its one row
+# records how many photos the split holds.
+@benchmark(
+    "val_split",
+    option("train", help="the training folder, as given to colorize train"),
+    option("fraction", type=float, help="its --val-fraction"),
+    option("out", help="folder to fill with links to the validation photos"),
+)
+def val_split(args: argparse.Namespace, results: Results) -> None:
     _, val_files = training_and_validation_files(args.train, None, args.fraction)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -32,7 +36,4 @@ def main() -> None:
         if not link.exists():
             os.symlink(os.path.relpath(path.resolve(), out.resolve()), link)
     print(f"{len(val_files)} validation photos linked into {out}")
-
-
-if __name__ == "__main__":
-    main()
+    results.add(photos=len(val_files))

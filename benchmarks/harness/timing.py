@@ -1,7 +1,6 @@
 """How the benchmarks time things: best of N, interleaved; a stopwatch; ratios as ``1.23x``.
 
-A benchmark imports it as ``from timing import best_times``: run as ``python benchmarks/x.py``
-or ``cd benchmarks && python x.py``, Python puts the script's folder first on ``sys.path``.
+A benchmark imports it as ``from benchmarks.harness import best_times``.
 
 * ``best_times({name: function}, repeat)``: one warm-up call of each, then ``repeat`` rounds in
   which every function runs once, in turn; the best (minimum) wall time of each. Interleaving

@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from colorizer import color
-
 if TYPE_CHECKING:
     import torch
 
@@ -77,6 +75,8 @@ def decode_distribution(
 ) -> Prediction:
     """A 1 x 313 x g x g distribution, reweighted by ``bin_weights`` when given, decoded by the
     annealed mean at ``temperature``."""
+    from colorizer import color  # torch: imported on the first guided photo, not at start-up
+
     if bin_weights is not None:
         distribution = distribution * bin_weights.view(1, -1, 1, 1)
         distribution = distribution / distribution.sum(dim=1, keepdim=True)
@@ -100,6 +100,8 @@ def distribution_modes(
     up closer than ``MODE_SEPARATION`` are merged, so five suggestions are five colours, not five
     neighbouring bins of one orange."""
     import torch
+
+    from colorizer import color
 
     bins = color.ab_bins(torch.float64).numpy()
     order = np.argsort(-probabilities)

@@ -144,7 +144,7 @@ class Guidance:
             finishers.append(Palette(palette))
         if self.saturation is not None:
             finishers.append(Saturation(self.saturation))
-        users = [g for g in (hints, user) if g is not None]
+        users: list[Guider] = [g for g in (hints, user) if g is not None]
         return GuidedPlan(lightness, grid, mode, network, hints, base, users, finishers)
 
 

@@ -40,7 +40,7 @@ PALETTE_FLOOR = 0.05  # share of the reweighting left uniform: colours off the p
 class Guider:
     """The protocol, with every hook a no-op: a guider overrides what it contributes."""
 
-    def hint_planes(self, lightness: np.ndarray, grid: int) -> tuple[np.ndarray, ...] | None:
+    def hint_planes(self, lightness: np.ndarray, grid: int) -> tuple[np.ndarray, np.ndarray] | None:
         return None
 
     def bin_weights(self) -> torch.Tensor | None:
@@ -66,7 +66,7 @@ class PointHints(Guider):
         self.points = points
         self.native = native
 
-    def hint_planes(self, lightness: np.ndarray, grid: int) -> tuple[np.ndarray, ...] | None:
+    def hint_planes(self, lightness: np.ndarray, grid: int) -> tuple[np.ndarray, np.ndarray] | None:
         if not self.native:
             return None
         height, width = lightness.shape
@@ -74,7 +74,8 @@ class PointHints(Guider):
         return ab[None], mask[None]
 
     def user_strokes(self, lightness: np.ndarray, grid: int) -> Strokes | None:
-        return strokes.hint_strokes(self.points, *lightness.shape, grid)
+        height, width = lightness.shape
+        return strokes.hint_strokes(self.points, height, width, grid)
 
 
 class Scribbles(Guider):

@@ -356,10 +356,12 @@ class Guided(Hints):
         hint_ab, mask = self.hints(batch.ab, np.random.default_rng(seed))
         l = self._layout(batch.l)  # noqa: E741
         hints = self._layout(hint_channels(l, hint_ab, mask))
-        with torch.set_grad_enabled(not self.config.freeze_early):
-            x4, x8 = self.net.early_features(l)
-        features = self.net.late_features(x4, x8, hints)
-        logits = self.net.head(features).float()
+        with self.autocast():  # bf16 on CUDA with --amp; a no-op on the CPU
+            with torch.set_grad_enabled(not self.config.freeze_early):
+                x4, x8 = self.net.early_features(l)
+            features = self.net.late_features(x4, x8, hints)
+            logits = self.net.head(features).float()
+            confidence_logits = self.net.confidence_logits(features).float()
         stride = l.shape[-1] // logits.shape[-1]
         true_ab = batch.ab[..., ::stride, ::stride]
         target = color.soft_encode(true_ab, self.bins)
@@ -368,9 +370,7 @@ class Guided(Hints):
         decoded = color.annealed_mean(logits, self.bins, self.net.temperature)
         l1 = (decoded - true_ab).abs().mean() / AB_SCALE
         right = ((decoded - true_ab).norm(dim=1, keepdim=True) < CONFIDENT_WITHIN).float()
-        confidence = F.binary_cross_entropy_with_logits(
-            self.net.confidence_logits(features).float(), right.detach()
-        )
+        confidence = F.binary_cross_entropy_with_logits(confidence_logits, right.detach())
         ce = (weight * cross_entropy).mean()
         descend(self.optimizers["net"], ce + self.config.hint_l1_weight * l1 + confidence)
         return {"ce": ce.item(), "l1": l1.item(), "conf_bce": confidence.item()}

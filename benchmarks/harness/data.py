@@ -53,7 +53,8 @@ def portable(value: Any) -> Any:
 
 
 def portable_path(path: Path) -> str:
-    absolute = path.resolve() if path.is_absolute() else path
+    # abspath, not resolve: ../shared may be a link to elsewhere, and is still "../shared".
+    absolute = Path(os.path.abspath(path)) if path.is_absolute() else path
     if absolute.is_relative_to(ROOT.parent):
         return os.path.relpath(absolute, ROOT)
     home = Path.home()

@@ -29,6 +29,9 @@ LOSSES = {
     "hints": "313-bin cross-entropy (rebalanced) + L1 on decoded ab, with SIGGRAPH17 point "
     "hints sampled from the ground truth",
     "som-mlp": "SOM quantisation of CIELUV (u, v), then MLP cross-entropy over the SOM colours",
+    "guided": "313-bin cross-entropy (rebalanced) + L1 on decoded ab, with SIGGRAPH17 point "
+    "hints sampled from the ground truth (some photos with none: the automatic model), + "
+    "binary cross-entropy of the confidence head",
 }
 
 

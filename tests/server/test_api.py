@@ -271,6 +271,7 @@ def test_openapi_document_matches_the_routes(server):
         "/v1/jobs/{job_id}/result": {"get"},
         "/v1/examples": {"get"},
         "/v1/examples/{name}": {"get"},
+        "/v1/inspect": {"post"},
     }
     assert {path: set(ops) for path, ops in paths.items()} == expected
     colorize = paths["/v1/colorize"]["post"]

@@ -110,6 +110,13 @@ def test_upload_colorize_hint_and_download(server, page, tmp_path):
     assert first["chroma"] > 3  # a colour result from a grey photo
     assert page.locator("#error").is_hidden()
 
+    # The provenance panel: the result's own bytes, checked by POST /v1/inspect.
+    page.wait_for_selector('#provenance:not([hidden])[data-verdict="intact"]')
+    assert page.locator("#provenance-verdict").inner_text().startswith("intact")
+    facts = page.locator("#provenance-facts").inner_text()
+    assert "edited using generative AI" in facts and "colornet-v2" in facts
+    assert "Weights SHA-256" in facts and "match the recorded SHA-256" in facts
+
     # A blue hint: click the photo, the result is recomputed and turns blue there.
     if not page.evaluate("state.features.hints"):
         pytest.skip("this build has no colour hints yet (colorizer.guidance)")
@@ -171,6 +178,7 @@ def test_a_video_shows_its_result_with_a_before_after_slider(server, page, tmp_p
     wait_runs(page, 1)
     assert page.locator("#error").is_hidden(), page.locator("#error").inner_text()
     assert page.locator("#video-compare").is_visible()
+    page.wait_for_selector('#provenance:not([hidden])[data-verdict="intact"]')  # the film's XMP
     assert page.evaluate("$('before-video').src") == page.evaluate("state.inputUrl")
     assert page.locator("#video-slider").input_value() == "50"
     page.evaluate("setSlider('video-slider', 'before-video-box', 'video-handle', 80)")

@@ -19,6 +19,7 @@ from colorizer.errors import ColorizerError
 from colorizer.provenance import Signing, xmp
 
 ASSERTION = "org.colorizer.making"
+UNTRUSTED = "signingCredential.untrusted"  # the signer chains to no root of the trust list
 _SETTINGS = {"builder": {"thumbnail": {"enabled": False}}}
 # Formats the SDK takes an ingredient from; others (BMP, GIF ...) are described, not read.
 _INGREDIENT_FORMATS = {"image/jpeg", "image/png", "image/tiff", "image/webp", "video/mp4"}
@@ -133,7 +134,11 @@ class Credentials:
 
     @property
     def valid(self) -> bool:
-        return self.state in ("Valid", "Trusted") and not self.failures
+        """The signature and the hashes hold. A signer outside the trust list (no ``--trust``,
+        or a throwaway identity) is reported as a failure code by the SDK, but it says nothing
+        about a change of the file: the state is then ``Valid``, not ``Trusted``."""
+        broken = [code for code in self.failures if code != UNTRUSTED]
+        return self.state in ("Valid", "Trusted") and not broken
 
     def signer(self) -> str:
         info = self.manifest.get("signature_info") or {}
@@ -169,7 +174,7 @@ def read(path: Path, trust: Path | None = None) -> Credentials | None:
     active = store.get("manifests", {}).get(store.get("active_manifest"), {})
     failures = [f["code"] for f in results.get("activeManifest", {}).get("failure", [])]
     codes = [s.get("code") for s in store.get("validation_status", [])]
-    return Credentials(state, active, failures, "signingCredential.untrusted" in codes)
+    return Credentials(state, active, failures, UNTRUSTED in codes or UNTRUSTED in failures)
 
 
 def _first_line(exc: Exception) -> str:

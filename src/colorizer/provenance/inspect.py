@@ -19,6 +19,7 @@ import numpy as np
 
 from colorizer.errors import ColorizerError
 from colorizer.provenance import xmp
+from colorizer.provenance.credentials import UNTRUSTED  # the SDK itself is imported on use
 from colorizer.provenance.making import read_xmp
 
 VERIFIED, NO_PROVENANCE, ERROR, TAMPERED = 0, 1, 2, 3
@@ -73,14 +74,16 @@ class Inspection:
             return ["  C2PA: no manifest"]
         trust = " (signer not in the trust list: --trust ROOT.pem)" if found.untrusted else ""
         lines = [f"  C2PA: {found.state}{trust}; signed by {found.signer() or 'unknown'}"]
-        lines += [f"  C2PA failure: {code}" for code in found.failures]
+        lines += [f"  C2PA failure: {code}" for code in found.failures if code != UNTRUSTED]
         making = found.making()
         if making:
             lines.append(f"  C2PA model: {making.get('model')} ({making.get('weights_sha256')})")
         return lines
 
     def as_dict(self) -> dict[str, Any]:
+        """What ``colorize inspect --json`` prints and ``POST /v1/inspect`` answers."""
         found = self.credentials
+        code = self.exit_code
         return {
             "file": str(self.path),
             "xmp": self.record,
@@ -91,10 +94,13 @@ class Inspection:
                 "state": found.state,
                 "failures": found.failures,
                 "untrusted": found.untrusted,
+                "signer": found.signer() or None,
                 "manifest": found.manifest,
             },
             "c2pa_note": self.c2pa_note,
-            "exit_code": self.exit_code,
+            "exit_code": code,
+            "verdict": VERDICT_NAMES[code],
+            "meaning": _VERDICT[code],
         }
 
 
@@ -109,6 +115,8 @@ _VERDICT = {
     NO_PROVENANCE: "no provenance recorded",
     TAMPERED: "TAMPERED: the file changed after its provenance was recorded",
 }
+# The verdict of each exit code in one word or two, for JSON readers (``verdict``).
+VERDICT_NAMES = {VERIFIED: "intact", NO_PROVENANCE: "no provenance", TAMPERED: "tampered"}
 
 
 def inspect(path: str | Path, trust: str | Path | None = None) -> Inspection:
@@ -146,6 +154,6 @@ def decoded_pixels(path: Path) -> np.ndarray | None:
             return data
         import tifffile
 
-        return tifffile.imread(path)
+        return tifffile.imread(path, key=0)  # the first page: what was written, and no more
     except Exception:
         return None

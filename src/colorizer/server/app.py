@@ -7,10 +7,10 @@ downloaded once and deleted, or expire. Uploads are written under a private temp
 random names; a client's file name is never used for anything.
 
 The parts: ``schemas`` (what the API exchanges, the options checked), ``uploads`` (files in
-the temp area, read and encoded by ``colorizer.imageio``), ``images`` and ``videos`` (the
-routes), ``middleware`` (allowed hosts, API key, body limits), ``connections`` (slow and surplus
-connections), ``errors`` (every error as JSON), ``state``
-(what the routes share), ``jobs`` and ``models`` (the work queues and the model pool).
+the temp area, read and encoded by ``colorizer.imageio``), ``images``, ``videos`` and
+``provenance`` (the routes), ``middleware`` (allowed hosts, API key, body limits),
+``connections`` (slow and surplus connections), ``errors`` (every error as JSON), ``state`` (what
+the routes share), ``jobs`` and ``models`` (the work queues and the model pool).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from colorizer.server.images import add_image_routes
 from colorizer.server.jobs import ImageWorkers, Janitor, JobQueue, MemoryBudget, TempArea
 from colorizer.server.middleware import AllowedHosts, ApiKey, BodyLimit
 from colorizer.server.models import ModelPool
+from colorizer.server.provenance import add_provenance_routes
 from colorizer.server.schemas import ERRORS, Example, ExampleList, Health, ModelInfo, ModelList
 from colorizer.server.settings import ServerSettings
 from colorizer.server.state import ServerState
@@ -98,6 +99,7 @@ def create_app(
     _example_routes(app, state)
     add_image_routes(app, state)
     add_video_routes(app, state)
+    add_provenance_routes(app, state)
     return app
 
 

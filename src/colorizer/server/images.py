@@ -14,7 +14,7 @@ import contextlib
 import logging
 import math
 import threading
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import FastAPI, File, Form, Request, UploadFile
@@ -144,10 +144,11 @@ def add_image_routes(app: FastAPI, state: ServerState) -> None:
         return Suggestions(x=x, y=y, suggestions=[Suggestion(**s) for s in found])
 
 
-async def run_image(state: ServerState, work: ImageWork, fn, *args):
+async def run_image(state: ServerState, work: Any, fn, *args, doing: str = "colorizing"):
     """Run ``fn`` on the image pool: 429 when the pool is full, 504 past the time limit. A
-    request that times out or goes away abandons its work: it stops at its next stage, and
-    its slot goes to the next request at once."""
+    request that times out or goes away abandons its work (``work.cancelled`` is set): it stops
+    at its next stage, and its slot goes to the next request at once. ``doing``: what the 504
+    says took too long."""
     future = state.images.submit(fn, *args, cancelled=work.cancelled)
     timeout = state.settings.request_timeout_s
     try:
@@ -155,7 +156,7 @@ async def run_image(state: ServerState, work: ImageWork, fn, *args):
     except TimeoutError:
         state.images.abandon(future, work.cancelled)
         raise ApiError(
-            504, f"colorizing took longer than this server's limit of {timeout:g} s"
+            504, f"{doing} took longer than this server's limit of {timeout:g} s"
         ) from None
     except asyncio.CancelledError:  # the client went away
         state.images.abandon(future, work.cancelled)

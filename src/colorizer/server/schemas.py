@@ -13,7 +13,7 @@ import binascii
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -88,6 +88,51 @@ class Suggestions(BaseModel):
     x: float
     y: float
     suggestions: list[Suggestion]
+
+
+class XmpRecord(BaseModel):
+    """The colorizer record in a file's XMP (each field absent where the file does not say)."""
+
+    digital_source_type: str | None = Field(
+        default=None, description="IPTC Digital Source Type (a NewsCodes URI)"
+    )
+    ai_system: str | None = Field(default=None, description="IPTC AISystemUsed")
+    ai_system_version: str | None = Field(default=None, description="IPTC AISystemVersionUsed")
+    creator_tool: str | None = Field(default=None, description="xmp:CreatorTool")
+    tool: str | None = None
+    version: str | None = None
+    model: str | None = None
+    weights_sha256: str | None = Field(default=None, description="SHA-256 of the model's weights")
+    source_sha256: str | None = Field(default=None, description="SHA-256 of the source file")
+    pixels_sha256: str | None = Field(
+        default=None, description="PNG and TIFF: SHA-256 of the pixels as written"
+    )
+
+
+class C2paState(BaseModel):
+    state: str = Field(description="the C2PA SDK's validation state: Trusted, Valid or Invalid")
+    failures: list[str] = Field(description="validation failure codes of the active manifest")
+    untrusted: bool = Field(description="the signer is not in this server's trust list")
+    signer: str | None = Field(description="the signing certificate's common name and issuer")
+    manifest: dict[str, Any] = Field(description="the active manifest, as the SDK reads it")
+
+
+class Inspection(BaseModel):
+    """What a file says about its making: ``colorize inspect --json`` for an upload."""
+
+    file: str | None = Field(description="the uploaded file's own name, if it had one")
+    kind: Literal["image", "film"]
+    xmp: XmpRecord
+    pixels: Literal["match", "differ", "not recorded", "unreadable"] = Field(
+        description="whether the pixels match the SHA-256 recorded in the XMP (PNG and TIFF)"
+    )
+    c2pa: C2paState | None = Field(description="the C2PA manifest, or null when there is none")
+    c2pa_note: str | None = Field(description="why the manifest could not be looked at")
+    exit_code: int = Field(
+        description="`colorize inspect`'s exit code: 0 intact, 1 no provenance, 3 tampered"
+    )
+    verdict: Literal["intact", "no provenance", "tampered"]
+    meaning: str = Field(description="the verdict in words")
 
 
 class Health(BaseModel):

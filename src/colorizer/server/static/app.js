@@ -19,6 +19,7 @@ const state = {
   runs: 0,
   timer: null,
   job: null,
+  inspections: 0, // provenance checks started: a later result's check wins
   features: { hints: true, video: true },
   apiKey: sessionStorage.getItem("colorizer-api-key") || "",
 };
@@ -157,6 +158,7 @@ function openFile(file) {
   $("compare").hidden = true;
   $("video-compare").hidden = true;
   $("download").classList.add("disabled");
+  hideProvenance();
   $("run").disabled = false;
   if (state.kind === "video") {
     $("input-video").src = state.inputUrl;
@@ -274,6 +276,7 @@ function showResult(blob, seconds) {
   state.runs += 1;
   $("result-stage").dataset.runs = String(state.runs);
   setStatus(`done in ${seconds.toFixed(1)} s`, "done");
+  showProvenance(blob, link.download);
 }
 
 function setSlider(sliderId, beforeId, handleId, value) {
@@ -377,6 +380,92 @@ function showVideo(blob) {
   $("result-stage").dataset.runs = String(state.runs);
   setProgress(null);
   setStatus("done", "done");
+  showProvenance(blob, link.download);
+}
+
+// --- provenance of the result ---------------------------------------------------------------
+
+// IPTC digital source types (http://cv.iptc.org/newscodes/digitalsourcetype/...) in words.
+const SOURCE_TYPES = {
+  compositeWithTrainedAlgorithmicMedia: "edited using generative AI (colour from a trained model)",
+  trainedAlgorithmicMedia: "made by generative AI",
+  algorithmicallyEnhanced: "algorithmically enhanced",
+  digitalCapture: "digital capture",
+  negativeFilm: "scan of a negative",
+  print: "scan of a print",
+};
+
+const VERDICTS = {
+  intact: "intact (provenance recorded, the file unchanged since)",
+  "no provenance": "no provenance recorded",
+  tampered: "TAMPERED: the file changed after its provenance was recorded",
+};
+
+function hideProvenance() {
+  state.inspections += 1; // a check still under way is for an older result
+  $("provenance").hidden = true;
+  $("provenance").dataset.verdict = "none";
+}
+
+async function showProvenance(blob, name) {
+  // What the result says about its making: the file itself, sent back to POST /v1/inspect.
+  const ticket = ++state.inspections;
+  const panel = $("provenance");
+  panel.hidden = false;
+  panel.dataset.verdict = "checking";
+  $("provenance-verdict").textContent = "checking...";
+  $("provenance-facts").replaceChildren();
+  const form = new FormData();
+  form.append("file", blob, name);
+  try {
+    const found = await request("POST", "/v1/inspect", form);
+    if (ticket === state.inspections) renderProvenance(found);
+  } catch (error) {
+    if (ticket !== state.inspections) return;
+    panel.dataset.verdict = "unknown";
+    $("provenance-verdict").textContent = `not checked: ${error.message}`;
+  }
+}
+
+function renderProvenance(found) {
+  const x = found.xmp || {};
+  $("provenance").dataset.verdict = found.verdict;
+  $("provenance-verdict").textContent = VERDICTS[found.verdict] || found.meaning;
+  const facts = [];
+  if (x.digital_source_type) {
+    const code = x.digital_source_type.split("/").pop();
+    facts.push(["Source type", SOURCE_TYPES[code] || code, x.digital_source_type]);
+  }
+  if (x.tool) facts.push(["Made by", `${x.tool} ${x.version || ""}`.trim()]);
+  if (x.model) facts.push(["Model", x.model]);
+  if (x.weights_sha256) {
+    facts.push(["Weights SHA-256", `${x.weights_sha256.slice(0, 12)}...`, x.weights_sha256]);
+  }
+  const c2pa = found.c2pa;
+  if (c2pa) {
+    const by = c2pa.signer ? `, signed by ${c2pa.signer}` : "";
+    const trust = c2pa.untrusted ? " (signer not in a trust list)" : "";
+    facts.push(["Signed", `yes: C2PA ${c2pa.state}${by}${trust}`]);
+  } else {
+    facts.push(["Signed", found.c2pa_note || "no: the file holds no C2PA manifest"]);
+  }
+  const pixels = {
+    match: "intact: they match the recorded SHA-256",
+    differ: "CHANGED: they differ from the recorded SHA-256",
+    "not recorded": "no SHA-256 recorded (JPEG and films)",
+    unreadable: "cannot be decoded to check them",
+  };
+  facts.push(["Pixels", pixels[found.pixels] || found.pixels]);
+  const list = $("provenance-facts");
+  list.replaceChildren();
+  for (const [term, value, title] of facts) {
+    const dt = document.createElement("dt");
+    dt.textContent = term;
+    const dd = document.createElement("dd");
+    dd.textContent = value;
+    if (title) dd.title = title;
+    list.append(dt, dd);
+  }
 }
 
 // --- hints and scribbles --------------------------------------------------------------------

@@ -113,7 +113,9 @@ class BodyLimit:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        video = scope["path"].rstrip("/").endswith("/video")
+        # A film may be uploaded to be colorized or to be inspected: both take the video limit
+        # (the inspect route itself refuses a photo over the photo limit).
+        video = scope["path"].rstrip("/").endswith(("/video", "/inspect"))
         limit = self.video_limit if video else self.image_limit
         what = "video" if video else "upload"
         nominal = self.settings.max_video_bytes if video else self.settings.max_upload_bytes

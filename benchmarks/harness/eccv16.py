@@ -4,8 +4,8 @@ published Caffe release (speed does not depend on the values).
 The real caffemodel cannot be downloaded here, so a full-size one is written from the deploy
 prototxt with the ``protobuf`` package, using message classes built at run time (no Caffe, and
 none of colorizer's decoder); ``opencv_eccv16`` loads it the way the seed documents run it.
-Copied from the tests' stand-in (tests/models/caffe_release.py), the parts the benchmarks use:
-the benchmarks do not import the tests.
+One home for the benchmarks and the tests (tests/models/test_caffe.py imports it; the
+benchmarks never import the tests).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def random_eccv16_weights(directory: Path) -> Path:
     return path
 
 
-def caffe_messages() -> dict[str, type]:
+def caffe_messages(packed: bool = True) -> dict[str, type]:
     """The subset of caffe.proto used here, as protobuf message classes built at run time."""
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
@@ -52,7 +52,7 @@ def caffe_messages() -> dict[str, type]:
             if type_name:
                 field.type_name = f".caffe.{type_name}"
             if repeated and kind not in (Field.TYPE_STRING, Field.TYPE_MESSAGE):
-                field.options.packed = True
+                field.options.packed = packed
 
     message("BlobShape", ("dim", 1, Field.TYPE_INT64, None, True))
     message(

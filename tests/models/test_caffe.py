@@ -15,6 +15,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from benchmarks.harness.eccv16 import (
+    INJECTED,
+    LEGACY_LAYERS,
+    caffe_messages,
+    fill_blob,
+    opencv_eccv16,
+    write_random_release,
+)
 from colorizer.errors import WeightsError
 from colorizer.models.caffe import (
     BATCHNORM_LAYERS,
@@ -24,14 +32,6 @@ from colorizer.models.caffe import (
     read_caffemodel_blobs,
 )
 from colorizer.weights import create_model
-from tests.models.caffe_release import (
-    INJECTED,
-    LEGACY_LAYERS,
-    caffe_messages,
-    fill_blob,
-    opencv_eccv16,
-    write_random_release,
-)
 from tests.support import SHARED
 
 ECCV16_DATA = SHARED / "data" / "eccv16"

@@ -22,6 +22,7 @@ from colorizer.imageio import (
     DEFAULT_PNG_COMPRESSION,
     Picture,
     read_image,
+    read_pixels_u8,
     to_like,
     write_image,
 )
@@ -374,6 +375,21 @@ def test_bomb_guard_message(tmp_path):
         assert part in message
     assert "max_pixels=None" in message and "--max-pixels 0" in message
     assert pillow_limit == Image.MAX_IMAGE_PIXELS  # Pillow's global is restored
+
+
+def test_a_side_no_photograph_has_is_refused_before_decoding(tmp_path):
+    """1 x 50,000,000 px is under the pixel limit, but a one-row strip is the whole image: it
+    took 2.7 GB to colorize (issue 22's hostile battery). Refused from the header; a long but
+    real panorama is not."""
+    thin = _huge_header_png(tmp_path / "thin.png", 50_000_000, 1)
+    with pytest.raises(ImageReadError) as info:
+        read_image(thin)
+    assert "50000000 x 1" in str(info.value) and "65,535" in str(info.value)
+    with pytest.raises(ImageReadError):
+        read_pixels_u8(thin)
+    panorama = tmp_path / "panorama.png"
+    Image.new("L", (6000, 400), 128).save(panorama)
+    assert read_image(panorama).rgb.shape == (400, 6000, 3)
 
 
 def test_default_limit_allows_100_megapixel_scans():

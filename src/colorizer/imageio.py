@@ -74,6 +74,10 @@ _DEEP_GREY_MODES = {
     "F": 1,
 }
 
+# The longest side read while a pixel limit is on (JPEG's own maximum): a longer one is a bomb's
+# shape, not a photograph's.
+MAX_SIDE = 65_535
+
 # Mild overshoot (resampling, model output) is clipped; anything wider is a scale mistake.
 _FLOAT_SLACK = 0.1
 
@@ -371,6 +375,14 @@ def _fail(name: str, problem: str) -> ImageReadError:
 
 def _check_pixels(name: str, size: tuple[int, int], limit: int | None) -> None:
     width, height = size
+    if limit is not None and max(width, height) > MAX_SIDE:
+        # A 67-byte PNG of 1 x 50,000,000 pixels is under the pixel limit, but a one-row strip
+        # is the whole image, so strip-wise work no longer bounds memory (2.7 GB measured).
+        raise ImageReadError(
+            f"refusing to read {name}: it is {width} x {height} pixels, and no photograph has a "
+            f"side over {MAX_SIDE:,} pixels (JPEG's own limit). If you trust it, pass "
+            "max_pixels=None in Python or --max-pixels 0 on the command line."
+        )
     if limit is not None and width * height > limit:
         raise ImageReadError(
             f"refusing to read {name}: it has {width * height:,} pixels ({width} x {height}), "

@@ -39,6 +39,29 @@ def test_an_existing_output_is_kept_without_overwrite(video, clip, tmp_path, cap
     assert out.read_bytes() != b"an earlier result" and out.stat().st_size > 1000
 
 
+def test_a_rerun_removes_the_parts_a_killed_run_left_beside_a_finished_film(
+    video, clip, tmp_path
+):
+    """A kill -9 between renaming the film into place and removing its work folder left
+    OUT.parts/ for good (issue 22's kill -9 trials); the rerun that skips the film removes it.
+    A folder that is not a colorize work folder is never touched."""
+    out = tmp_path / "colour.mp4"
+    out.write_bytes(b"a finished film")
+    parts = tmp_path / "colour.mp4.parts"
+    parts.mkdir()
+    (parts / "job.json").write_text('{"source": "film.mp4"}')
+    (parts / "seg-0.mov").write_bytes(b"x")
+    assert video(clip, "-o", out) == 0
+    assert not parts.exists() and out.read_bytes() == b"a finished film"
+    other = tmp_path / "other.mp4"
+    other.write_bytes(b"another film")
+    foreign = tmp_path / "other.mp4.parts"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("not ours")
+    assert video(clip, "-o", other) == 0
+    assert (foreign / "notes.txt").is_file()
+
+
 def test_a_colour_film_is_warned_about(video, clip, grey_clip, tmp_path, caplog):
     with caplog.at_level("WARNING", logger="colorizer.video.cli"):
         assert video(clip, "-o", tmp_path / "a.mp4") == 0

@@ -122,6 +122,9 @@ def planned_output(args: argparse.Namespace) -> Path | None:
     destination = Path(args.output) if args.output else default_output(source)
     same = destination.exists() and source.exists() and destination.samefile(source)
     if destination.exists() and not args.overwrite and not same:  # same: refused later
+        from colorizer.video.workfolder import WorkFolder
+
+        WorkFolder.remove_finished(destination)  # parts a killed run left beside it
         print(f"{destination}: exists, skipped (--overwrite redoes it)", file=sys.stderr)
         return None
     warn_if_colour_film(source)

@@ -64,6 +64,17 @@ class WorkFolder:
             ) from exc
         return folder
 
+    @classmethod
+    def remove_finished(cls, destination: Path) -> bool:
+        """Remove the work folder of a film that is already in place (a run killed between
+        renaming the film into place and removing its parts leaves it); only a colorize work
+        folder (one with its ``job.json``) is touched. Whether one was removed."""
+        folder = cls(destination.with_name(destination.name + ".parts"))
+        if not destination.is_file() or folder.job() is None:
+            return False
+        folder.remove()
+        return True
+
     def job(self) -> dict | None:
         try:
             return json.loads((self.path / JOB_FILE).read_text())

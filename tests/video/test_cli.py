@@ -39,9 +39,7 @@ def test_an_existing_output_is_kept_without_overwrite(video, clip, tmp_path, cap
     assert out.read_bytes() != b"an earlier result" and out.stat().st_size > 1000
 
 
-def test_a_rerun_removes_the_parts_a_killed_run_left_beside_a_finished_film(
-    video, clip, tmp_path
-):
+def test_a_rerun_removes_the_parts_a_killed_run_left_beside_a_finished_film(video, clip, tmp_path):
     """A kill -9 between renaming the film into place and removing its work folder left
     OUT.parts/ for good (issue 22's kill -9 trials); the rerun that skips the film removes it.
     A folder that is not a colorize work folder is never touched."""

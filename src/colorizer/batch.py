@@ -11,6 +11,8 @@ both call::
 Planning comes first and is complete before anything is written: two inputs that would write
 the same output, or an output that is one of the inputs, are refused with a ``PlanError``
 naming them (the command line's exit code 2), so no file is ever written twice in one run.
+A job may also write the model's confidence map beside its output (``confidence_path``,
+``plan_jobs(..., confidence=True)``): planned, checked, skipped and redone with its output.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from colorizer.pipeline import Colorizer
 
 OUTPUT_SUFFIX_MARK = "_colorized"
+CONFIDENCE_MARK = "_confidence"  # NAME.EXT's confidence map: NAME_confidence.png
 PHOTOS_IN_FLIGHT = 2  # measured on 2 cores: benchmarks/RESULTS.md, issue 11
 LISTED_AT_MOST = 20  # outputs printed one per line; a larger batch prints the summary only
 
@@ -44,6 +47,7 @@ class PlanError(ColorizerError):
 class Job:
     src: Path
     dst: Path
+    confidence: Path | None = None  # where the confidence map goes (``confidence_path(dst)``)
 
 
 @dataclass
@@ -87,11 +91,13 @@ def _is_video(path: Path) -> bool:
 def _is_image_input(path: Path) -> bool:
     from colorizer.imageio import IMAGE_SUFFIXES  # lazily: `colorize --help` stays quick
 
-    # Our own earlier outputs sit beside the inputs: never colorize them again.
+    # Our own earlier outputs (and their confidence maps) sit beside the inputs: never
+    # colorize them again.
     return (
         path.is_file()
         and path.suffix.lower() in IMAGE_SUFFIXES
         and not path.stem.endswith(OUTPUT_SUFFIX_MARK)
+        and not path.stem.endswith(OUTPUT_SUFFIX_MARK + CONFIDENCE_MARK)
     )
 
 
@@ -100,40 +106,54 @@ def output_beside(src: Path, suffix: str) -> Path:
     return src.with_name(f"{src.stem}{OUTPUT_SUFFIX_MARK}{suffix}")
 
 
-def plan_jobs(inputs: list[tuple[Path, Path]], output_dir: Path | None, suffix: str) -> list[Job]:
+def confidence_path(dst: Path) -> Path:
+    """Where the confidence map of the output ``dst`` (NAME.EXT) goes: NAME_confidence.png."""
+    return dst.with_name(f"{dst.stem}{CONFIDENCE_MARK}.png")
+
+
+def plan_jobs(
+    inputs: list[tuple[Path, Path]],
+    output_dir: Path | None,
+    suffix: str,
+    confidence: bool = False,
+) -> list[Job]:
     """One job per (image, root) pair: ``output_dir`` + the image's path below its root with
-    ``suffix``, or without ``output_dir`` ``NAME_colorized.SUFFIX`` beside the image. Raises
-    ``PlanError`` when two inputs would write one output or an output is an input."""
+    ``suffix``, or without ``output_dir`` ``NAME_colorized.SUFFIX`` beside the image; with
+    ``confidence``, its confidence map beside it. Raises ``PlanError`` when two inputs would
+    write one file or a file written is an input."""
     jobs = []
     for src, root in inputs:
         if output_dir is None:
             dst = output_beside(src, suffix)
         else:
             dst = (output_dir / src.relative_to(root)).with_suffix(suffix)
-        jobs.append(Job(src, dst))
+        jobs.append(Job(src, dst, confidence_path(dst) if confidence else None))
     return check_plan(jobs)
 
 
 def check_plan(jobs: Sequence[Any]) -> list[Any]:
-    """``jobs`` (anything with ``src`` and ``dst``: paths, or URIs as text), each input once
-    (its first job), if every output is distinct and none is an input; else a ``PlanError``
-    naming the colliding inputs and the output."""
+    """``jobs`` (anything with ``src`` and ``dst``: paths, or URIs as text; and a
+    ``confidence`` map, if any), each input once (its first job), if every file written is
+    distinct and none is an input; else a ``PlanError`` naming the colliding inputs and the
+    file."""
     unique: dict[str, Any] = {}
     for job in jobs:  # a file named twice (as itself and in its folder): its first job only
         unique.setdefault(_key(job.src), job)
-    writers: dict[str, list[Any]] = {}
+    writers: dict[str, list[tuple[Any, Any]]] = {}
     for job in unique.values():
-        writers.setdefault(_key(job.dst), []).append(job)
+        for written in _written(job):
+            writers.setdefault(_key(written), []).append((job, written))
     inputs = {_key(job.src): job.src for job in unique.values()}
     problems = [
-        f"{group[0].dst} would be written by {_listed([job.src for job in group])}"
+        f"{group[0][1]} would be written by {_listed([job.src for job, _ in group])}"
         for group in writers.values()
         if len(group) > 1
     ]
     problems += [
-        f"{job.dst} would overwrite the input {inputs[_key(job.dst)]}"
+        f"{written} would overwrite the input {inputs[_key(written)]}"
         for job in unique.values()
-        if _key(job.dst) in inputs
+        for written in _written(job)
+        if _key(written) in inputs
     ]
     if problems:
         shown = "; ".join(problems[:3]) + (
@@ -144,6 +164,12 @@ def check_plan(jobs: Sequence[Any]) -> list[Any]:
             "distinct folders, or pass their folder with -r to keep the tree below -o"
         )
     return list(unique.values())
+
+
+def _written(job: Any) -> list[Any]:
+    """The files a job writes: its output, and its confidence map if it has one."""
+    confidence = getattr(job, "confidence", None)
+    return [job.dst] if confidence is None else [job.dst, confidence]
 
 
 def _key(location: Any) -> str:
@@ -159,6 +185,29 @@ def _key(location: Any) -> str:
 def _listed(paths: list[Any]) -> str:
     names = [str(p) for p in paths]
     return " and ".join(names) if len(names) <= 3 else f"{', '.join(names[:3])} and others"
+
+
+def output_file(output: str | None, fmt: str | None) -> Path | None:
+    """The file ``-o`` names (an image suffix, not an existing folder), checked against
+    ``--format`` (``fmt``); None when ``-o`` is a folder or absent."""
+    from colorizer.imageio import IMAGE_SUFFIXES, WRITE_SUFFIXES
+    from colorizer.options import OUTPUT_FORMATS, UsageError
+
+    path = Path(output) if output else None
+    suffix = path.suffix.lower() if path else ""
+    if path is None or path.is_dir() or suffix not in IMAGE_SUFFIXES | set(WRITE_SUFFIXES):
+        return None
+    if suffix not in WRITE_SUFFIXES:
+        formats = ", ".join(OUTPUT_FORMATS)
+        raise UsageError(f"-o {path}: cannot write {suffix} files; use {formats}")
+    if fmt and _format_name(fmt) != _format_name(suffix):
+        raise UsageError(f"--format {fmt} contradicts -o {path}: give one of them")
+    return path
+
+
+def _format_name(suffix: str) -> str:
+    name = suffix.lstrip(".").lower()
+    return {"jpeg": "jpg", "tiff": "tif"}.get(name, name)
 
 
 def check_output_folders(jobs: Sequence[Job]) -> None:
@@ -183,8 +232,9 @@ def run_jobs(
     guidance: Guidance | None = None,
 ) -> BatchReport:
     """Colorize ``jobs`` (checked again with ``check_plan``: never one output twice), two
-    photos in flight; an output that exists is skipped unless ``overwrite``. Every job ends in
-    the report as done, skipped or failed (with the reason)."""
+    photos in flight, each writing its confidence map first if it has one; a job whose output
+    or map exists is skipped unless ``overwrite``. Every job ends in the report as done,
+    skipped (the file that exists) or failed (with the reason)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from tqdm import tqdm
@@ -197,14 +247,15 @@ def run_jobs(
     report = BatchReport()
     todo = []
     for job in jobs:
-        if job.dst.exists() and not overwrite:
-            report.skipped.append(job.dst)
+        existing = [path for path in _written(job) if path.exists()]
+        if existing and not overwrite:
+            report.skipped.append(existing[0])
         else:
             todo.append(job)
 
     def colorize(job: Job) -> str | None:
         try:
-            colorizer.colorize_file(job.src, job.dst, guidance)
+            colorize_to_file(colorizer, job.src, job.dst, guidance, confidence=job.confidence)
         except (ColorizerError, OSError) as exc:
             return str(exc)
         return None
@@ -271,10 +322,28 @@ def summary(report: BatchReport) -> str:
 
 
 def colorize_to_file(
-    colorizer: Colorizer, image: Any, dst: str | Path, guidance: Guidance | None = None
+    colorizer: Colorizer,
+    image: Any,
+    dst: str | Path,
+    guidance: Guidance | None = None,
+    *,
+    confidence: Path | None = None,
 ) -> Path:
     """One photo (a path, or a PIL image such as one read from standard input) colorized into
-    ``dst`` (format from its suffix), with the metadata and provenance a batch's outputs get."""
+    ``dst`` (format from its suffix), with the metadata and provenance a batch's outputs get.
+    With ``confidence`` (a file beside ``dst``), the model's confidence map is written there
+    first and the output's XMP names it."""
+    from colorizer.provenance.making import confidence_beside
+
+    if confidence is not None:
+        write_confidence(colorizer, image, confidence)
+    with confidence_beside(None if confidence is None else confidence.name):
+        return _colorize_to_file(colorizer, image, dst, guidance)
+
+
+def _colorize_to_file(
+    colorizer: Colorizer, image: Any, dst: str | Path, guidance: Guidance | None
+) -> Path:
     from colorizer import imageio
 
     if isinstance(image, str | Path):
@@ -286,6 +355,36 @@ def colorize_to_file(
     return making.recorded(
         imageio.write_image(dst, rgb, picture.alpha, bit_depth=picture.bit_depth, metadata=metadata)
     )
+
+
+def write_confidence(colorizer: Colorizer, image: Any, dst: Path) -> Path:
+    """The model's confidence in its automatic colours of ``image``, written atomically into
+    ``dst`` as an 8-bit grey PNG of the photo's size: 255 sure, 0 not at all."""
+    import numpy as np
+    from PIL import Image
+
+    from colorizer.files import atomic_write
+
+    grey = np.rint(colorizer.confidence(image) * 255).astype(np.uint8)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(dst) as f:
+        Image.fromarray(grey).save(f, format="PNG")
+    return dst
+
+
+def read_stdin() -> Any:
+    """The image on standard input, opened (a PIL image); a one-line error when there is none."""
+    import io
+
+    from PIL import Image
+
+    data = sys.stdin.buffer.read()
+    if not data:
+        raise ColorizerError("standard input is empty: no image to colorize")
+    try:
+        return Image.open(io.BytesIO(data))
+    except OSError as exc:
+        raise ColorizerError(f"standard input is not an image ({exc})") from exc
 
 
 def colorize_to_bytes(

@@ -13,9 +13,12 @@ from colorizer.batch import (
     check_plan,
     colorize_to_bytes,
     colorize_to_file,
+    confidence_path,
     find_inputs,
+    output_file,
     plan_jobs,
     print_report,
+    read_stdin,
     run_jobs,
     summary,
     why_unmatched,
@@ -26,7 +29,6 @@ from colorizer.guidance.cli import add_eval_arguments as add_guidance_eval_argum
 from colorizer.guidance.cli import add_image_arguments as add_guidance_arguments
 from colorizer.guidance.cli import guidance_from_args
 from colorizer.options import (
-    OUTPUT_FORMATS,
     UsageError,
     add_device_option,
     add_engine_options,
@@ -54,6 +56,7 @@ def cmd_image(args: argparse.Namespace) -> int:
     """``colorize image``: every value checked and every output planned before the first
     photo is colorized (``colorizer.batch``); here, or with ``--engine ray`` on Ray."""
     args.model = model_for(args.model, args.weights)
+    _check_confidence(args)
     if args.engine == "ray":
         return _cmd_image_ray(args)
     if args.address or args.failures:
@@ -75,48 +78,53 @@ def cmd_image(args: argparse.Namespace) -> int:
     return 1 if report.failed or unmatched else 0
 
 
+def _check_confidence(args: argparse.Namespace) -> None:
+    """``--confidence``, refused before any work where it cannot be written: a model without
+    one (its one-line error), standard output, Ray, guidance (the map is the automatic one)."""
+    if not args.confidence:
+        return
+    if args.output == STDIO or args.engine == "ray":
+        where = "-o -: standard output" if args.output == STDIO else "--engine ray"
+        raise UsageError(
+            f"--confidence writes NAME_confidence.png beside each output: not with {where}"
+        )
+    if guidance_from_args(args) is not None:
+        raise UsageError("--confidence maps the automatic colours: it does not go with guidance")
+    from colorizer.pipeline import confidence_refusal
+
+    refusal = confidence_refusal(args.model, None)
+    if refusal is not None:
+        raise UsageError(refusal)
+
+
 def _plan(args: argparse.Namespace, inputs: list[tuple[Path, Path]]) -> list[Job]:
     """The batch's jobs: into the one file ``-o`` names (one photo only), else into the
     folder ``-o`` names or beside the inputs. Colliding outputs are refused."""
-    single = _output_file(args)
+    single = output_file(args.output, args.format)
     if single is None:
         output_dir = Path(args.output) if args.output else None
-        return plan_jobs(inputs, output_dir, "." + (args.format or "png"))
+        return plan_jobs(inputs, output_dir, "." + (args.format or "png"), args.confidence)
     if len(args.inputs) > 1 or len(inputs) > 1:
         names = ", ".join(str(src) for src, _ in inputs[:3]) + (", ..." if inputs[3:] else "")
         raise UsageError(
             f"-o {single} names one file, but there are {len(inputs)} photos ({names}); "
             "give -o a folder to colorize several"
         )
-    return check_plan([Job(inputs[0][0], single)])
+    return check_plan([Job(inputs[0][0], single, _confidence_of(args, single))])
 
 
-def _output_file(args: argparse.Namespace) -> Path | None:
-    """The file ``-o`` names (an image suffix, not an existing folder), checked against
-    ``--format``; None when ``-o`` is a folder or absent."""
-    from colorizer.imageio import IMAGE_SUFFIXES, WRITE_SUFFIXES
-
-    output = Path(args.output) if args.output else None
-    suffix = output.suffix.lower() if output else ""
-    if output is None or output.is_dir() or suffix not in IMAGE_SUFFIXES | set(WRITE_SUFFIXES):
-        return None
-    if suffix not in WRITE_SUFFIXES:
-        formats = ", ".join(OUTPUT_FORMATS)
-        raise UsageError(f"-o {output}: cannot write {suffix} files; use {formats}")
-    if args.format and _format_name(args.format) != _format_name(suffix):
-        raise UsageError(f"--format {args.format} contradicts -o {output}: give one of them")
-    return output
-
-
-def _format_name(suffix: str) -> str:
-    name = suffix.lstrip(".").lower()
-    return {"jpeg": "jpg", "tiff": "tif"}.get(name, name)
+def _confidence_of(args: argparse.Namespace, output: Path) -> Path | None:
+    return confidence_path(output) if args.confidence else None
 
 
 def _cmd_image_ray(args: argparse.Namespace) -> int:
     from colorizer.cluster.cli import cmd_image as cmd_image_ray
 
-    if STDIO in args.inputs or args.output == STDIO or _output_file(args) is not None:
+    if (
+        STDIO in args.inputs
+        or args.output == STDIO
+        or output_file(args.output, args.format) is not None
+    ):
         raise UsageError(
             "--engine ray writes into a folder (-o DIR) or beside the inputs, "
             "not to one named file or standard output"
@@ -151,39 +159,28 @@ def _cmd_image_stream(args: argparse.Namespace) -> int:
             raise UsageError(found or why_unmatched(src))
         src = str(inputs[0][0])
     elif dst != STDIO:
-        single = _output_file(args)
+        single = output_file(args.output, args.format)
         if single is None:
             raise UsageError(f"-o {dst}: with - as the input, -o names a file (out.png) or -")
-        if single.exists() and not args.overwrite:
-            print(summary(BatchReport(skipped=[single])), file=sys.stderr)
+        job = Job(Path(src), single, _confidence_of(args, single))
+        existing = [path for path in (job.dst, job.confidence) if path and path.exists()]
+        if existing and not args.overwrite:
+            print(summary(BatchReport(skipped=existing[:1])), file=sys.stderr)
             return 0
-        check_output_folders([Job(Path(src), single)])
+        check_output_folders([job])
     guidance = guidance_from_args(args)
     colorizer = _colorizer(args)
-    image = _read_stdin() if src == STDIO else src
+    image = read_stdin() if src == STDIO else src
     try:
         if dst != STDIO:
-            print(colorize_to_file(colorizer, image, dst, guidance))
+            confidence = _confidence_of(args, Path(dst))
+            print(colorize_to_file(colorizer, image, dst, guidance, confidence=confidence))
             return 0
         sys.stdout.buffer.write(colorize_to_bytes(colorizer, image, fmt, guidance))
     except OSError as exc:
         raise ColorizerError(f"{dst}: cannot write ({exc.strerror or exc})") from exc
     sys.stdout.buffer.flush()
     return 0
-
-
-def _read_stdin():
-    import io
-
-    from PIL import Image
-
-    data = sys.stdin.buffer.read()
-    if not data:
-        raise ColorizerError("standard input is empty: no image to colorize")
-    try:
-        return Image.open(io.BytesIO(data))
-    except OSError as exc:
-        raise ColorizerError(f"standard input is not an image ({exc})") from exc
 
 
 def cmd_video(args: argparse.Namespace) -> int:
@@ -301,6 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="output format: png (default), jpg, tif, webp or bmp; with -o FILE its suffix",
     )
     image.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
+    image.add_argument(
+        "--confidence",
+        action="store_true",
+        help="also write NAME_confidence.png beside each output NAME.EXT: the model's per-pixel "
+        "confidence in its colours, 8-bit grey, 255 = sure (models with one: colornet-v3)",
+    )
     image.add_argument(
         "--max-pixels",
         type=non_negative,

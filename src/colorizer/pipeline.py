@@ -368,6 +368,41 @@ class Colorizer:
             for (a, b), probability in distribution_modes(cell.double().numpy(), k)
         ]
 
+    def confidence(self, image: Any, *, size: int | None = None) -> np.ndarray:
+        """The model's per-pixel confidence in its automatic colours: H x W float32 in [0, 1]
+        at the photo's full resolution, the probability that each pixel's ab is within the
+        model's tolerance of the truth (colornet-v3: 12 Lab units). ``image``: a path, PIL
+        image or numpy array; ``size``: the network's side (default ``self.size``).
+
+        Computed on the PyTorch module whatever the backend (built on first use on OpenVINO,
+        which runs ``forward`` only), on the network's grid, resized back like the ab planes.
+        Guidance is not taken into account. A model without one raises a ``ColorizerError``."""
+        refusal = confidence_refusal(self.name, self.arch)
+        if refusal is not None:
+            raise ColorizerError(refusal)
+        import torch
+
+        if isinstance(image, str | Path):
+            count = imageio.pixel_count(image)
+            large = count is not None and count >= imageio.LARGE_PHOTO_PIXELS
+            with _ONE_LARGE_PHOTO if large else contextlib.nullcontext():
+                pixels = imageio.read_pixels_u8(image, max_pixels=self.max_pixels)
+        elif isinstance(image, np.ndarray):
+            pixels = imageio.pixels_of_array(image, max_pixels=self.max_pixels)
+        else:
+            pixels = None
+        if pixels is not None:
+            lightness = planes.lightness_of_bytes(pixels.data)
+        else:
+            lightness = picture_lightness(imageio.read_image(image, max_pixels=self.max_pixels))
+        small = self.network_input([lightness], size).to(self.device)
+        confidence = getattr(self.net, "confidence")  # noqa: B009 - a model's method
+        with torch.inference_mode():
+            probability = confidence(small)
+        grid = np.ascontiguousarray(probability[0, 0].float().cpu().numpy())
+        full = resize_plane(grid, *lightness.shape)
+        return np.clip(full, 0.0, 1.0, out=full).astype(np.float32, copy=False)
+
     @property
     def accepts_hints(self) -> bool:
         """Whether the model takes point hints natively (``forward(l, hint_ab, hint_mask)``)."""
@@ -478,6 +513,24 @@ class Colorizer:
             inputs = (lightness, *hints)
             distribution = getattr(self.net, "distribution")  # noqa: B009 - a model's method
             return distribution(*(x.to(self.device) for x in inputs))
+
+
+def confidence_refusal(model: str | None, arch: str | None = None) -> str | None:
+    """Why ``model`` (of architecture ``arch``, default: the catalogue's) gives no per-pixel
+    confidence, in one line naming the models that do; None when it gives one, or when the
+    name is unknown (loading it says so)."""
+    import colorizer.weights  # noqa: F401  (imports the model files: the registry's tables)
+    from colorizer.registry import ARCHITECTURES, MODELS
+
+    name = model or DEFAULT_MODEL
+    spec = MODELS.get(name)
+    cls = ARCHITECTURES.get(arch or (spec.arch if spec else name))
+    if cls is None or callable(getattr(cls, "confidence", None)):
+        return None
+    archs = sorted(a for a, c in ARCHITECTURES.items() if callable(getattr(c, "confidence", None)))
+    models = [s.name for s in MODELS.values() if s.arch in archs]
+    offered = ", ".join(models + [f"{a} (an architecture, with its --weights)" for a in archs])
+    return f"model {name} gives no per-pixel confidence; models with one: {offered or 'none'}"
 
 
 def _cell(coordinate: float, extent: int, cells: int) -> int:

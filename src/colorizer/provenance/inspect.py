@@ -49,6 +49,14 @@ class Inspection:
             return NO_PROVENANCE
         return VERIFIED
 
+    @property
+    def confidence_map_found(self) -> bool | None:
+        """Whether the confidence map the XMP names is beside the file (None: none named)."""
+        name = self.record.get("confidence_map")
+        if not name:
+            return None
+        return Path(name).name == name and (self.path.parent / name).is_file()
+
     def lines(self) -> list[str]:
         lines = [str(self.path)]
         if self.record:
@@ -56,8 +64,13 @@ class Inspection:
                 f"  XMP digital source type: {self.record.get('digital_source_type', '-')}"
             )
             lines += [
-                f"  XMP {k}: {v}" for k, v in self.record.items() if k != "digital_source_type"
+                f"  XMP {k}: {v}"
+                for k, v in self.record.items()
+                if k not in ("digital_source_type", "confidence_map")
             ]
+            if "confidence_map" in self.record:
+                found = "beside it" if self.confidence_map_found else "MISSING from beside it"
+                lines.append(f"  confidence map: {self.record['confidence_map']} ({found})")
         else:
             lines.append("  XMP: no provenance record")
         if self.record:
@@ -98,6 +111,7 @@ class Inspection:
                 "manifest": found.manifest,
             },
             "c2pa_note": self.c2pa_note,
+            "confidence_map_found": self.confidence_map_found,
             "exit_code": code,
             "verdict": VERDICT_NAMES[code],
             "meaning": _VERDICT[code],

@@ -3,10 +3,12 @@ the XMP packet, the C2PA signing step and the ``--record`` sidecar."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
@@ -16,6 +18,23 @@ if TYPE_CHECKING:
     from colorizer.imageio import Metadata
 
 SIDECAR_SUFFIX = ".json"
+
+# The file name of the confidence map beside the output being made (``confidence_beside``).
+_CONFIDENCE_MAP: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "confidence_map", default=None
+)
+
+
+@contextlib.contextmanager
+def confidence_beside(name: str | None) -> Iterator[None]:
+    """Within the block, in this thread, every ``Making`` records that its output's confidence
+    map is the file ``name`` beside it (its XMP ``colorizer:ConfidenceMap`` and the sidecar's
+    ``confidence_map``); None records none."""
+    token = _CONFIDENCE_MAP.set(name)
+    try:
+        yield
+    finally:
+        _CONFIDENCE_MAP.reset(token)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +54,7 @@ class Making:
     source_sha256: str | None = None
     source_xmp: bytes | None = None
     guidance: dict[str, Any] | None = None
+    confidence_map: str | None = None  # the file name of the confidence map beside the output
 
     @classmethod
     def of(cls, colorizer: Any, source: str | os.PathLike | None = None, guidance=None) -> Making:
@@ -59,10 +79,17 @@ class Making:
             source_sha256=source_sha256,
             source_xmp=source_xmp,
             guidance=describe_guidance(guidance),
+            confidence_map=_CONFIDENCE_MAP.get(),
         )
 
     def record(self) -> xmp.Record:
-        return xmp.Record(self.version, self.model, self.weights_sha256, self.source_sha256)
+        return xmp.Record(
+            self.version,
+            self.model,
+            self.weights_sha256,
+            self.source_sha256,
+            confidence_map=self.confidence_map,
+        )
 
     def xmp_packet(self) -> bytes:
         return xmp.build(self.record(), self.source_xmp)

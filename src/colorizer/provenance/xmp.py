@@ -4,9 +4,10 @@ One ``rdf:Description`` holds the facts, in the standards' own words where they 
 IPTC's ``Iptc4xmpExt:DigitalSourceType`` (NewsCodes ``compositeWithTrainedAlgorithmicMedia``),
 ``AISystemUsed`` and ``AISystemVersionUsed`` (IPTC Photo Metadata 2025.1), XMP's
 ``xmp:CreatorTool``; and in our namespace the model, the SHA-256 of its weights, of the source
-file and of the output's pixels. An input's own XMP is kept: our description is added beside
-its descriptions, after removing the properties we set (an earlier colorizer record, or a
-scanner's ``negativeFilm`` source type that no longer describes the output).
+file and of the output's pixels, and the file name of the output's confidence map when one
+was written beside it (``--confidence``). An input's own XMP is kept: our description is added
+beside its descriptions, after removing the properties we set (an earlier colorizer record, or
+a scanner's ``negativeFilm`` source type that no longer describes the output).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ _FIELDS = {
     "weights_sha256": f"{{{COLORIZER}}}WeightsSHA256",
     "source_sha256": f"{{{COLORIZER}}}SourceSHA256",
     "pixels_sha256": f"{{{COLORIZER}}}PixelsSHA256",
+    "confidence_map": f"{{{COLORIZER}}}ConfidenceMap",
 }
 
 
@@ -61,6 +63,7 @@ class Record:
     weights_sha256: str | None = None
     source_sha256: str | None = None
     pixels_sha256: str | None = None
+    confidence_map: str | None = None  # the file name of the output's confidence map, beside it
     tool: str = "colorizer"
     digital_source_type: str = DIGITAL_SOURCE_TYPE
 
@@ -76,6 +79,7 @@ class Record:
             "weights_sha256": self.weights_sha256,
             "source_sha256": self.source_sha256,
             "pixels_sha256": self.pixels_sha256,
+            "confidence_map": self.confidence_map,
         }
         return {_FIELDS[k]: v for k, v in values.items() if v is not None}
 

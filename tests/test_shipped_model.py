@@ -85,3 +85,26 @@ def test_better_than_grey_on_held_out_photos(shipped):
     assert ours["psnr"] > grey["psnr"]
     assert ours["cast"] < grey["cast"]
     assert ours["cf"] > 0.6 * ours["cf_truth"]
+
+
+def test_colornet_v3_ships_with_hints_and_confidence(offline):
+    """colornet-v3 (the campaign's shipped weights, not the default) is in the package, takes
+    point hints natively and gives a per-pixel confidence."""
+    from colorizer.guidance import Guidance, PointHint
+
+    spec = weights.model_spec("colornet-v3")
+    assert spec.packaged and spec.size_bytes <= 25 * 2**20
+    assert read_metadata(weights.ensure_weights("colornet-v3"))["family"] == "guided"
+    v3 = Colorizer("colornet-v3", device="cpu", backend="torch")
+    assert v3.accepts_hints and v3.for_hints() is v3
+    grey = street_scene()
+    plain = v3.colorize(grey).astype(int)
+    blue = Guidance(points=[PointHint(55, 65, "#2050c0", 9)])
+    hinted = v3.colorize(grey, guidance=blue).astype(int)
+    # The hinted block turns bluer (B - R up) than without the hint.
+    block = (slice(55, 75), slice(45, 65))
+    before = (plain[block][..., 2] - plain[block][..., 0]).mean()
+    after = (hinted[block][..., 2] - hinted[block][..., 0]).mean()
+    assert after > before + 5
+    confidence = v3.confidence(grey)
+    assert confidence.shape == grey.shape and 0 <= confidence.min() <= confidence.max() <= 1

@@ -30,7 +30,7 @@ from colorizer import color
 from colorizer.models.colornet_hints import hint_channels
 from colorizer.models.colornet_v2 import DECODER_WIDTHS, ColorNetV2, lightness_to_grey_rgb
 from colorizer.models.colornet_v2_hints import pool_hints, zero_conv
-from colorizer.registry import register_architecture, register_models
+from colorizer.registry import ModelSpec, register_architecture, register_models
 
 EARLY_BLOCKS = 5  # the stem and blocks 0..4 (strides 2 to 8) of EfficientNet-Lite0
 CONFIDENT_WITHIN = 12.0  # Lab ab units: "right" for the confidence, ~ a just-noticeable hue step
@@ -127,4 +127,22 @@ class ColorNetV3(ColorNetV2):
         return F.interpolate(probability, size=l.shape[-2:], mode="bilinear", align_corners=False)
 
 
-MODEL_SPECS = register_models()
+MODEL_SPECS = register_models(
+    ModelSpec(
+        name="colornet-v3",
+        arch="colornet-v3",
+        description="Ours, in training (issue 26): colornet-v2 + point hints + a calibrated "
+        "confidence, one network for automatic colour and hints; more vivid, opt-in",
+        input_size=256,
+        filename="colornet-v3.safetensors",
+        url=None,
+        size_bytes=17_052_608,
+        sha256="289c35c4c2ed33cea1e34e55de7a85eef3adce1a6380a2f8d491dd3eb296cecc",
+        license="MIT (this network); encoder initialised (through colornet-v2) from Apache-2.0 "
+        "EfficientNet-Lite0 ImageNet weights; trained on research-use photo sets, see "
+        "colornet-v3.md",
+        source="this project: colorize train guided --config configs/colornet-v3.toml, the "
+        "campaign's first run from colornet-v2, see colornet-v3.md",
+        packaged=True,
+    ),
+)

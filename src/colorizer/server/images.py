@@ -37,7 +37,6 @@ from colorizer.server.schemas import (
     Suggestions,
 )
 from colorizer.server.schemas import read_options as _read_options
-from colorizer.server.settings import MB
 from colorizer.server.state import ServerState
 from colorizer.server.uploads import Uploads, as_array, encode, image_header
 
@@ -279,12 +278,7 @@ class ImageWork:
         if isinstance(exc, ApiError | QueueFull | Cancelled):
             return exc
         if isinstance(exc, OverBudget):
-            return ApiError(
-                413,
-                f"the photo is too large for this server: it needs about "
-                f"{math.ceil(exc.needed / MB):,} MB of memory to process, over the server's "
-                f"budget of {exc.limit / MB:,.0f} MB; send a smaller photo",
-            )
+            return ApiError(413, exc.explain("the photo", advice="; send a smaller photo"))
         if isinstance(exc, ColorizerError | OSError | ValueError):
             message = scrub_paths(self.uploads.describe(str(exc) or type(exc).__name__))
         else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import re
 import secrets
@@ -150,6 +151,16 @@ class OverBudget(Exception):
     def __init__(self, needed: int, limit: int) -> None:
         super().__init__(needed, limit)
         self.needed, self.limit = needed, limit
+
+    def explain(self, what: str, doing: str = "", advice: str = "") -> str:
+        """The client's one line: ``what`` is too large for this server (``doing``), how much
+        memory it needs against the budget, and ``advice``."""
+        needed = math.ceil(self.needed / 2**20)
+        return (
+            f"{what} is too large for this server{doing}: it needs about {needed:,} MB of "
+            f"memory{' to process' if not doing else ''}, over the server's budget of "
+            f"{self.limit / 2**20:,.0f} MB{advice}"
+        )
 
 
 _CANCEL_POLL_S = 0.25

@@ -11,7 +11,6 @@ limit and the memory budget, as a photo's colorizing does (``colorizer.server.im
 from __future__ import annotations
 
 import logging
-import math
 import re
 import threading
 from pathlib import Path, PurePosixPath
@@ -25,7 +24,6 @@ from colorizer.server.errors import ApiError
 from colorizer.server.images import run_image
 from colorizer.server.jobs import Cancelled, OverBudget, QueueFull, public_message, scrub_paths
 from colorizer.server.schemas import ERRORS, ErrorBody, Inspection
-from colorizer.server.settings import MB
 from colorizer.server.state import ServerState
 from colorizer.server.uploads import Uploads, copy_limited
 
@@ -165,12 +163,7 @@ class InspectWork:
         if isinstance(exc, ApiError | QueueFull | Cancelled):
             return exc
         if isinstance(exc, OverBudget):
-            return ApiError(
-                413,
-                f"the file is too large for this server to inspect: it needs about "
-                f"{math.ceil(exc.needed / MB):,} MB of memory, over the server's budget of "
-                f"{exc.limit / MB:,.0f} MB",
-            )
+            return ApiError(413, exc.explain("the file", doing=" to inspect"))
         if isinstance(exc, ColorizerError | OSError | ValueError):
             return ApiError(400, scrub_paths(self.uploads.describe(str(exc) or type(exc).__name__)))
         if type(exc).__module__.split(".")[0] == "c2pa":  # the SDK could not read the manifest

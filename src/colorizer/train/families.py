@@ -281,20 +281,29 @@ class Hints(Classification):
         mask = torch.from_numpy(np.stack([p[1] for p in planes])).to(ab.device)
         return hint_ab, mask
 
-    def step(self, batch: data.Batch) -> dict[str, float]:
+    def batch_hints(self, batch: data.Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hints for a batch, drawn from a seed its own pixels give (a resumed run redraws them)."""
         seed = int(batch.ab[:, :, 0, 0].sum().item() * 1000) & 0x7FFFFFFF
-        hint_ab, mask = self.hints(batch.ab, np.random.default_rng(seed))
-        with self.autocast():
-            logits = self.net.logits(batch.l, hint_ab, mask)
-        logits = logits.float()
-        stride = batch.l.shape[-1] // logits.shape[-1]
-        true_ab = batch.ab[..., ::stride, ::stride]
+        return self.hints(batch.ab, np.random.default_rng(seed))
+
+    def hint_losses(self, logits: torch.Tensor, ab: torch.Tensor):
+        """(rebalanced cross-entropy, L1 of the decoded ab / 110, decoded ab, true ab), both ab
+        on the logits' grid."""
+        stride = ab.shape[-1] // logits.shape[-1]
+        true_ab = ab[..., ::stride, ::stride]
         target = color.soft_encode(true_ab, self.bins)
         weight = self.extra["weights"].to(self.device)[target.argmax(dim=1)]
         cross_entropy = -(target * F.log_softmax(logits, dim=1)).sum(dim=1)
         decoded = color.annealed_mean(logits, self.bins, self.net.temperature)
         l1 = (decoded - true_ab).abs().mean() / AB_SCALE
-        loss = (weight * cross_entropy).mean() + self.config.hint_l1_weight * l1
+        return (weight * cross_entropy).mean(), l1, decoded, true_ab
+
+    def step(self, batch: data.Batch) -> dict[str, float]:
+        hint_ab, mask = self.batch_hints(batch)
+        with self.autocast():
+            logits = self.net.logits(batch.l, hint_ab, mask)
+        ce, l1, _, _ = self.hint_losses(logits.float(), batch.ab)
+        loss = ce + self.config.hint_l1_weight * l1
         descend(self.optimizers["net"], loss)
         return {"ce": loss.item(), "l1": l1.item()}
 
@@ -352,8 +361,7 @@ class Guided(Hints):
         from colorizer.models.colornet_hints import hint_channels
         from colorizer.models.colornet_v3 import CONFIDENT_WITHIN
 
-        seed = int(batch.ab[:, :, 0, 0].sum().item() * 1000) & 0x7FFFFFFF
-        hint_ab, mask = self.hints(batch.ab, np.random.default_rng(seed))
+        hint_ab, mask = self.batch_hints(batch)
         l = self._layout(batch.l)  # noqa: E741
         hints = self._layout(hint_channels(l, hint_ab, mask))
         with self.autocast():  # bf16 on CUDA with --amp; a no-op on the CPU
@@ -362,16 +370,9 @@ class Guided(Hints):
             features = self.net.late_features(x4, x8, hints)
             logits = self.net.head(features).float()
             confidence_logits = self.net.confidence_logits(features).float()
-        stride = l.shape[-1] // logits.shape[-1]
-        true_ab = batch.ab[..., ::stride, ::stride]
-        target = color.soft_encode(true_ab, self.bins)
-        weight = self.extra["weights"].to(self.device)[target.argmax(dim=1)]
-        cross_entropy = -(target * F.log_softmax(logits, dim=1)).sum(dim=1)
-        decoded = color.annealed_mean(logits, self.bins, self.net.temperature)
-        l1 = (decoded - true_ab).abs().mean() / AB_SCALE
+        ce, l1, decoded, true_ab = self.hint_losses(logits, batch.ab)
         right = ((decoded - true_ab).norm(dim=1, keepdim=True) < CONFIDENT_WITHIN).float()
         confidence = F.binary_cross_entropy_with_logits(confidence_logits, right.detach())
-        ce = (weight * cross_entropy).mean()
         descend(self.optimizers["net"], ce + self.config.hint_l1_weight * l1 + confidence)
         return {"ce": ce.item(), "l1": l1.item(), "conf_bce": confidence.item()}
 

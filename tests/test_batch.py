@@ -165,3 +165,54 @@ def test_report_lists_outputs_and_failures(tmp_path):
     assert out.getvalue() == f"{tmp_path / 'a.png'}\n"
     assert "nope.jpg: no such file or folder" in err.getvalue()
     assert "1 colorized, 1 failed:" in err.getvalue() and "b.jpg: bad" in err.getvalue()
+
+
+def test_an_album_reports_which_photos_matched_the_reference(tmp_path, capsys):
+    """``colorize image FOLDER --reference IMAGE``: the photo of the reference's scene matched
+    it, an unrelated one (rings) fell back to the automatic colours, and a broken file failed
+    without stopping the others."""
+    from colorizer import planes
+    from tests.guidance.scenes import grey_of, scene
+
+    album = tmp_path / "album"
+    album.mkdir()
+    reference = scene()
+    Image.fromarray(np.rint(grey_of(scene(seed=1)) * 255).astype(np.uint8)).save(
+        album / "scene.png"
+    )
+    y, x = np.mgrid[0:96, 0:128]
+    rings = (np.sin(np.hypot(x - 64, y - 48) / 3) * 127 + 128).astype(np.uint8)
+    Image.fromarray(rings).save(album / "rings.png")
+    (album / "broken.jpg").write_bytes(b"not a jpeg")
+    Image.fromarray(np.rint(reference * 255).astype(np.uint8)).save(tmp_path / "reference.png")
+    out = tmp_path / "out"
+    argv = ["image", str(album), "--reference", str(tmp_path / "reference.png"), "-o", str(out)]
+    code = main([*argv, "--backend", "torch", "--device", "cpu", "--size", "128", "-q"])
+    err = capsys.readouterr().err
+    assert code == 1  # the broken photo
+    assert "broken.jpg" in err and "2 colorized, 1 failed:" in err
+    assert "reference: 1 of 2 photos matched it, 1 fell back to the automatic colours" in err
+    assert f"{album / 'scene.png'}: matched the reference" in err
+    assert f"{album / 'rings.png'}: fell back" in err
+    matched = planes.rgb_to_lab_image(np.asarray(Image.open(out / "scene.png"), np.float32) / 255)
+    truth = planes.rgb_to_lab_image(scene(seed=1))
+    assert np.abs(matched[..., 1:] - truth[..., 1:]).mean() < 8
+
+
+def test_an_album_reference_without_colour_fails_before_any_photo(tmp_path, capsys):
+    Image.fromarray(GREY).save(tmp_path / "a.png")
+    Image.fromarray(GREY).save(tmp_path / "grey_reference.png")
+    argv = ["image", str(tmp_path / "a.png"), "--reference", str(tmp_path / "grey_reference.png")]
+    code = main([*argv, "-o", str(tmp_path / "out"), "--backend", "torch", "--device", "cpu"])
+    assert code != 0
+    assert "grey_reference.png: the reference photo has no colour" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_album_lines_name_matched_and_fallen_back_photos(tmp_path):
+    report = batch.BatchReport(matched={tmp_path / "b.jpg": 0.1, tmp_path / "a.jpg": 0.9})
+    lines = batch.album_lines(report)
+    assert lines[0] == "reference: 1 of 2 photos matched it, 1 fell back to the automatic colours"
+    assert lines[1] == f"  {tmp_path / 'a.jpg'}: matched the reference (90% of the photo matched)"
+    assert lines[2] == f"  {tmp_path / 'b.jpg'}: fell back (10% of the photo matched)"
+    assert batch.album_lines(batch.BatchReport()) == []

@@ -13,6 +13,11 @@ the same output, or an output that is one of the inputs, are refused with a ``Pl
 naming them (the command line's exit code 2), so no file is ever written twice in one run.
 A job may also write the model's confidence map beside its output (``confidence_path``,
 ``plan_jobs(..., confidence=True)``): planned, checked, skipped and redone with its output.
+
+Albums (``colorize image FOLDER --reference IMAGE``): ``prepare_album`` reads the reference
+and, for a model with an encoder, computes its features once for the whole batch; the report
+then says of each photo whether it matched the reference (``ALBUM_MATCHED_SHARE`` of it or
+more confidently matched) or fell back to the automatic colours.
 """
 
 from __future__ import annotations
@@ -35,6 +40,10 @@ OUTPUT_SUFFIX_MARK = "_colorized"
 CONFIDENCE_MARK = "_confidence"  # NAME.EXT's confidence map: NAME_confidence.png
 PHOTOS_IN_FLIGHT = 2  # measured on 2 cores: benchmarks/RESULTS.md, issue 11
 LISTED_AT_MOST = 20  # outputs printed one per line; a larger batch prints the summary only
+# An album photo "matched" its reference when at least this share of it is matched with at
+# least ALBUM_CONFIDENT confidence (benchmarks/RESULTS.md, "Exemplar transfer (issue 25)").
+ALBUM_CONFIDENT = 0.8
+ALBUM_MATCHED_SHARE = 0.4
 
 
 class PlanError(ColorizerError):
@@ -55,6 +64,66 @@ class BatchReport:
     done: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    # An album's photos (by input): the share of each confidently matched to the reference.
+    matched: dict[Path, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Album:
+    """A batch's guidance with its reference prepared once (``prepare_album``): ``guidance``
+    holds the reference's ``Exemplar``, ``given`` the guidance as the user gave it (the
+    reference by path: what the outputs' provenance records)."""
+
+    guidance: Guidance
+    exemplar: Any
+    given: Guidance
+
+
+def prepare_album(colorizer: Colorizer, guidance: Guidance | None) -> Album | None:
+    """``guidance`` with its reference photo's features computed once for every photo of a
+    batch; None without a reference, or for a model without an encoder (which reads the
+    reference per photo). A bad reference raises here, before any photo."""
+    import dataclasses
+
+    if guidance is None or guidance.reference is None:
+        return None
+    from colorizer import planes
+    from colorizer.guidance import exemplar, reference
+
+    if isinstance(guidance.reference, exemplar.Exemplar):
+        return Album(guidance, guidance.reference, guidance)
+    rgb = reference.read_reference(guidance.reference)  # errors name the file, before any work
+    runner = colorizer.for_hints() if guidance.wants_hint_model else colorizer
+    if not runner.has_encoder:
+        return None
+    features = runner.encoder_features(planes.lightness_image(rgb))
+    prepared = exemplar.make_exemplar(features, rgb)
+    return Album(dataclasses.replace(guidance, reference=prepared), prepared, guidance)
+
+
+def colorize_album_photo(colorizer: Colorizer, src: Path, dst: Path, album: Album) -> float:
+    """One photo of an album colorized into ``dst`` as ``colorize_file`` would; returns the
+    share of it matched to the reference with at least ``ALBUM_CONFIDENT`` confidence."""
+    import numpy as np
+
+    from colorizer import imageio
+    from colorizer.guidance import exemplar
+    from colorizer.pipeline import compose, picture_lightness
+
+    guidance = album.guidance
+    runner = colorizer.for_hints() if guidance.wants_hint_model else colorizer
+    picture = colorizer.read(src)
+    lightness = picture_lightness(picture)
+    rgb = compose(lightness, runner.guided_ab(lightness, guidance))
+    making = colorizer.making(src, album.given)
+    metadata = colorizer.marked(picture, making)
+    making.recorded(
+        imageio.write_image(dst, rgb, picture.alpha, bit_depth=picture.bit_depth, metadata=metadata)
+    )
+    # The guidance matched the photo inside the pipeline; matching again costs one encoder
+    # pass (tens of ms), far less than the photo's decode and network.
+    _, confidence = exemplar.transfer(album.exemplar, runner.encoder_features(lightness), lightness)
+    return float(np.mean(confidence >= ALBUM_CONFIDENT))
 
 
 def find_inputs(patterns: list[str], recursive: bool) -> tuple[list[tuple[Path, Path]], list[str]]:
@@ -234,7 +303,9 @@ def run_jobs(
     """Colorize ``jobs`` (checked again with ``check_plan``: never one output twice), two
     photos in flight, each writing its confidence map first if it has one; a job whose output
     or map exists is skipped unless ``overwrite``. Every job ends in the report as done,
-    skipped (the file that exists) or failed (with the reason)."""
+    skipped (the file that exists) or failed (with the reason). With a reference photo in
+    ``guidance`` and a model with an encoder, an album: the reference is prepared once and the
+    report says how much of each photo matched it (``BatchReport.matched``)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from tqdm import tqdm
@@ -242,6 +313,7 @@ def run_jobs(
     from colorizer.files import remove_leftovers
 
     jobs = check_plan(jobs)
+    album = prepare_album(colorizer, guidance)  # a bad reference fails before any work
     for folder in dict.fromkeys(job.dst.parent for job in jobs):
         remove_leftovers(folder)  # half-written outputs of an earlier, killed run
     report = BatchReport()
@@ -255,7 +327,10 @@ def run_jobs(
 
     def colorize(job: Job) -> str | None:
         try:
-            colorize_to_file(colorizer, job.src, job.dst, guidance, confidence=job.confidence)
+            if album is not None:
+                report.matched[job.src] = colorize_album_photo(colorizer, job.src, job.dst, album)
+            else:
+                colorize_to_file(colorizer, job.src, job.dst, guidance, confidence=job.confidence)
         except (ColorizerError, OSError) as exc:
             return str(exc)
         return None
@@ -309,6 +384,23 @@ def print_report(
     print(summary(report), file=err)
     for src, reason in report.failed:
         print(f"  {src}: {reason}", file=err)
+    for line in album_lines(report):
+        print(line, file=err)
+
+
+def album_lines(report: BatchReport) -> list[str]:
+    """Per photo of an album, in input order: whether it matched the reference."""
+    if not report.matched:
+        return []
+    matched = [src for src, share in report.matched.items() if share >= ALBUM_MATCHED_SHARE]
+    lines = [
+        f"reference: {len(matched)} of {len(report.matched)} photos matched it, "
+        f"{len(report.matched) - len(matched)} fell back to the automatic colours"
+    ]
+    for src, share in sorted(report.matched.items()):
+        how = "matched the reference" if share >= ALBUM_MATCHED_SHARE else "fell back"
+        lines.append(f"  {src}: {how} ({share:.0%} of the photo matched)")
+    return lines
 
 
 def summary(report: BatchReport) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import logging
 import os
 import threading
@@ -403,6 +404,31 @@ class Colorizer:
         full = resize_plane(grid, *lightness.shape)
         return np.clip(full, 0.0, 1.0, out=full).astype(np.float32, copy=False)
 
+    def encoder_features(self, lightness: np.ndarray, size: int | None = None) -> np.ndarray:
+        """What the model's pretrained encoder sees in the photo of L* ``lightness`` (H x W,
+        0..100, any size), for exemplar colour transfer (``colorizer.guidance.exemplar``):
+        C x h x w float32, unit length at each position, on the grid of the network's square
+        input of side ``size`` (default ``self.size``; 256 -> 32 x 32).
+
+        Computed on the PyTorch module whatever the backend, like ``confidence``. A model
+        without an encoder raises a ``ColorizerError`` naming the models with one."""
+        refusal = encoder_refusal(self.name, self.arch)
+        if refusal is not None:
+            raise ColorizerError(refusal)
+        import torch
+
+        small = self.network_input([lightness], size).to(self.device)
+        encode = getattr(self.net, "encoder_features")  # noqa: B009 - a model's method
+        with torch.inference_mode():
+            features = encode(small)[0].float()
+        features = torch.nn.functional.normalize(features, dim=0)
+        return np.ascontiguousarray(features.cpu().numpy(), dtype=np.float32)
+
+    @property
+    def has_encoder(self) -> bool:
+        """Whether the model has a pretrained encoder (``encoder_features``)."""
+        return encoder_refusal(self.name, self.arch) is None
+
     @property
     def accepts_hints(self) -> bool:
         """Whether the model takes point hints natively (``forward(l, hint_ab, hint_mask)``)."""
@@ -431,7 +457,10 @@ class Colorizer:
         hint-aware sibling when there are point hints), the guidance finishes the ab."""
         colorizer = self.for_hints() if guidance.wants_hint_model else self
         plan = guidance.plan(
-            lightness, accepts_hints=colorizer.accepts_hints, grid=size or colorizer.size
+            lightness,
+            accepts_hints=colorizer.accepts_hints,
+            grid=size or colorizer.size,
+            encoder=colorizer.has_encoder,
         )
         request = plan.request
         prediction = None if request is None else colorizer.predict(lightness, request, size)
@@ -440,15 +469,19 @@ class Colorizer:
     def predict(
         self, lightness: np.ndarray, request: NetworkRequest, size: int | None = None
     ) -> Prediction:
-        """The network's answer to a guided photo's ``request``, on its own grid."""
+        """The network's answer to a guided photo's ``request``, on its own grid (and the
+        encoder features it asks for, on the grid of the same network side)."""
         hints = request.hint_planes
+        features = tuple(self.encoder_features(plane, size) for plane in request.feature_planes)
         distribution = self.predict_bins([lightness], hints, size=size)
         if distribution is None:
-            return Prediction(self.predict_planes([lightness], hints, size=size)[0], None, False)
+            ab = self.predict_planes([lightness], hints, size=size)[0]
+            return Prediction(ab, None, False, features)
         from colorizer import color  # torch: not needed before a guided photo
 
         temperature = getattr(self.net, "temperature", color.DEFAULT_TEMPERATURE)
-        return decode_distribution(distribution, request.bin_weights, temperature)
+        prediction = decode_distribution(distribution, request.bin_weights, temperature)
+        return dataclasses.replace(prediction, features=features)
 
     # -- the one seam to the network ------------------------------------------------------------
 
@@ -519,18 +552,28 @@ def confidence_refusal(model: str | None, arch: str | None = None) -> str | None
     """Why ``model`` (of architecture ``arch``, default: the catalogue's) gives no per-pixel
     confidence, in one line naming the models that do; None when it gives one, or when the
     name is unknown (loading it says so)."""
+    return _capability_refusal(model, arch, "confidence", "gives no per-pixel confidence")
+
+
+def encoder_refusal(model: str | None, arch: str | None = None) -> str | None:
+    """Why ``model`` (of architecture ``arch``) has no encoder features for exemplar transfer,
+    in one line naming the models that have; None when it has, or when the name is unknown."""
+    return _capability_refusal(model, arch, "encoder_features", "has no pretrained encoder")
+
+
+def _capability_refusal(model: str | None, arch: str | None, method: str, lacks: str):
     import colorizer.weights  # noqa: F401  (imports the model files: the registry's tables)
     from colorizer.registry import ARCHITECTURES, MODELS
 
     name = model or DEFAULT_MODEL
     spec = MODELS.get(name)
     cls = ARCHITECTURES.get(arch or (spec.arch if spec else name))
-    if cls is None or callable(getattr(cls, "confidence", None)):
+    if cls is None or callable(getattr(cls, method, None)):
         return None
-    archs = sorted(a for a, c in ARCHITECTURES.items() if callable(getattr(c, "confidence", None)))
+    archs = sorted(a for a, c in ARCHITECTURES.items() if callable(getattr(c, method, None)))
     models = [s.name for s in MODELS.values() if s.arch in archs]
     offered = ", ".join(models + [f"{a} (an architecture, with its --weights)" for a in archs])
-    return f"model {name} gives no per-pixel confidence; models with one: {offered or 'none'}"
+    return f"model {name} {lacks}; models with one: {offered or 'none'}"
 
 
 def _cell(coordinate: float, extent: int, cells: int) -> int:

@@ -27,11 +27,15 @@ class NetworkRequest:
 
     ``hint_planes``: the published hint ab (1 x 2 x S x S) and 0/1 mask (1 x 1 x S x S) for a
     model that takes hints, or None. ``bin_weights``: 313 relative weights that multiply the
-    model's distribution before it is decoded (a palette), or None.
+    model's distribution before it is decoded (a palette), or None. ``feature_planes``: L*
+    planes (any size: the photo's own, a reference's) whose encoder features guidance needs
+    (exemplar transfer, ``colorizer.guidance.exemplar``), answered in ``Prediction.features``
+    in the same order; only asked of a model with an encoder.
     """
 
     hint_planes: tuple[np.ndarray, np.ndarray] | None = None
     bin_weights: torch.Tensor | None = None
+    feature_planes: tuple[np.ndarray, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -41,11 +45,14 @@ class Prediction:
     ``ab``: g x g x 2 (the distribution's grid, or S x S for models without one).
     ``entropy``: g x g, None for models without a distribution. ``reweighted``: whether the
     request's ``bin_weights`` were applied (models without a distribution cannot).
+    ``features``: the encoder features (C x h x w, unit length per position) of the request's
+    ``feature_planes``, in order.
     """
 
     ab: np.ndarray
     entropy: np.ndarray | None
     reweighted: bool
+    features: tuple[np.ndarray, ...] = ()
 
 
 class GuidedPhoto(Protocol):
@@ -67,7 +74,9 @@ class Guide(Protocol):
     @property
     def wants_hint_model(self) -> bool: ...
 
-    def plan(self, lightness: np.ndarray, *, accepts_hints: bool, grid: int) -> GuidedPhoto: ...
+    def plan(
+        self, lightness: np.ndarray, *, accepts_hints: bool, grid: int, encoder: bool = False
+    ) -> GuidedPhoto: ...
 
 
 def decode_distribution(

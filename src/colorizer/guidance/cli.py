@@ -33,7 +33,10 @@ def add_image_arguments(image: argparse.ArgumentParser) -> None:
         "--scribbles", metavar="IMAGE", help="strokes painted on an image of the photo's size"
     )
     group.add_argument(
-        "--reference", metavar="IMAGE", help="colour photo whose colours are transferred"
+        "--reference",
+        metavar="IMAGE",
+        help="colour photo whose colours are transferred; with a folder, to every photo, and "
+        "the report says which photos matched it",
     )
     group.add_argument(
         "--propagate",

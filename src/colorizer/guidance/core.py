@@ -11,11 +11,15 @@ The guiders (``colorizer.guidance.guiders``, one class per kind) are composed so
   correction, the difference between the hints' (and scribbles') colours and the automatic
   ones, spread by Levin propagation and held at zero at the model's confident cells away from
   the hints: a hint recolours its region, the rest keeps the automatic colours.
-* ``propagate=True`` (with or without hints), scribbles, or a reference photo: strokes + Levin
-  propagation. The strokes are, from weakest to strongest: the network's confident colours
-  (micro-scribbles: grid cells whose bin distribution has low entropy) or the reference photo's
-  well-matched colours, the hint patches, the user's scribbles. Scribbles alone, or no network,
-  propagate the user's strokes only.
+* A reference photo, with a model that has an encoder ('exemplar'): the reference's colours
+  matched by meaning (``colorizer.guidance.exemplar``), blended with the automatic colours by
+  the match's confidence; hints and scribbles then correct that as they correct the automatic
+  colours below.
+* ``propagate=True`` (with or without hints), scribbles, or a reference photo with a model
+  without an encoder: strokes + Levin propagation. The strokes are, from weakest to strongest:
+  the network's confident colours (micro-scribbles: grid cells whose bin distribution has low
+  entropy) or the reference photo's well-matched colours, the hint patches, the user's
+  scribbles. Scribbles alone, or no network, propagate the user's strokes only.
 * Global hints, last: a palette reweights the model's bin distribution towards its colours
   (models with ``distribution``; others are pulled towards the palette afterwards), and a target
   saturation scales the chroma until the mean HSV saturation of the result reaches it.
@@ -56,7 +60,8 @@ class Guidance:
     ``points``: ``PointHint`` s in image pixel coordinates. ``saturation``: target mean HSV
     saturation of the result, 0..1. ``palette``: ``[("#RRGGBB" or (a, b), weight), ...]``.
     ``scribbles``: path / PIL / array of the photo's size, every coloured pixel a stroke.
-    ``reference``: path / PIL / array colour photo to take colours from. ``propagate``: spread
+    ``reference``: path / PIL / array colour photo to take colours from, or an ``Exemplar``
+    prepared once from one (``colorizer.guidance.exemplar``; an album). ``propagate``: spread
     the network's confident colours edge-aware (micro-scribbles) instead of its raw output.
     """
 
@@ -116,19 +121,31 @@ class Guidance:
         return bool(self.points)
 
     def plan(
-        self, lightness: np.ndarray, *, accepts_hints: bool, grid: int, network: bool = True
+        self,
+        lightness: np.ndarray,
+        *,
+        accepts_hints: bool,
+        grid: int,
+        network: bool = True,
+        encoder: bool = False,
     ) -> GuidedPlan:
         """This guidance for the photo of L* ``lightness``: the guiders it needs, and how they
         combine. ``accepts_hints``: whether the model takes hints; ``grid``: the network's
-        side (the hint grid); ``network=False``: no model at all (propagation only)."""
+        side (the hint grid); ``network=False``: no model at all (propagation only);
+        ``encoder``: whether the model has a pretrained encoder (a reference photo is then
+        matched by meaning)."""
         height, width = lightness.shape
         check_inside(self.points, width, height)
         palette = self.palette_ab()
         user = Scribbles(self.scribbles, height, width) if self.scribbles is not None else None
-        network = network and self.reference is None  # a reference photo replaces the network
+        exemplar = network and encoder and self.reference is not None
+        # Without an encoder, a reference photo replaces the network.
+        network = network and (self.reference is None or exemplar)
         native = network and accepts_hints
         hints = PointHints(self.points, native) if self.points else None
-        if network and hints is not None and not native and not self.propagate:
+        if exemplar:
+            mode = "exemplar"
+        elif network and hints is not None and not native and not self.propagate:
             mode = "correct"
         elif network and user is None and not self.propagate and (hints is None or native):
             mode = "automatic"
@@ -136,7 +153,7 @@ class Guidance:
             mode = "propagate"
         base: Guider | None = None
         if self.reference is not None:
-            base = Reference(self.reference)
+            base = Reference(self.reference, exemplar)
         elif network and (self.propagate or hints is not None):
             base = MicroScribbles()
         finishers: list[Guider] = []
@@ -156,7 +173,9 @@ def _resize_ab(ab: np.ndarray, height: int, width: int) -> np.ndarray:
 class GuidedPlan:
     """One photo's guidance, composed (``Guidance.plan``): ``mode`` is 'automatic' (the
     network's colours, from its native hints if any), 'correct' (hints correcting the automatic
-    colours) or 'propagate' (strokes spread edge-aware)."""
+    colours), 'exemplar' (a reference's colours matched by meaning, blended with the automatic
+    ones, then corrected by any hints and scribbles) or 'propagate' (strokes spread
+    edge-aware)."""
 
     lightness: np.ndarray
     grid: int
@@ -177,7 +196,8 @@ class GuidedPlan:
         weights = None
         for finisher in self.finishers:
             weights = finisher.bin_weights() if weights is None else weights
-        return NetworkRequest(planes, weights)
+        features = self.base.feature_planes(self.lightness) if self.base else ()
+        return NetworkRequest(planes, weights, features)
 
     def finish(self, prediction: Prediction | None) -> np.ndarray:
         """The full-resolution H x W x 2 ab, from the network's ``prediction`` (None when
@@ -187,7 +207,12 @@ class GuidedPlan:
             ab = _resize_ab(prediction.ab, *self.lightness.shape)
         elif self.mode == "correct":
             assert prediction is not None
-            ab = self._corrected(prediction)
+            ab = self._corrected(prediction, _resize_ab(prediction.ab, *self.lightness.shape))
+        elif self.mode == "exemplar":
+            assert prediction is not None and self.base is not None
+            matched = self.base.base_ab(self.lightness, prediction)
+            assert matched is not None
+            ab = self._corrected(prediction, matched) if self.users else matched
         else:
             ab = self._propagated(prediction)
         for finisher in self.finishers:
@@ -211,12 +236,12 @@ class GuidedPlan:
         ab_strokes, mask = strokes.merge([base, mine], height, width)
         return propagate.propagate(self.lightness, ab_strokes, mask)
 
-    def _corrected(self, prediction: Prediction) -> np.ndarray:
-        """Hints (and scribbles) for a model without a hint input: the automatic colours, plus
-        the difference between the user's colours and them, propagated edge-aware. The model's
+    def _corrected(self, prediction: Prediction, automatic: np.ndarray) -> np.ndarray:
+        """Hints (and scribbles) for a model without a hint input: the ``automatic`` colours
+        (full resolution: the network's, or a reference's matched onto them), plus the
+        difference between the user's colours and them, propagated edge-aware. The model's
         confident cells away from the user's strokes anchor that correction at zero, so a hint
         recolours its region and the rest of the photo keeps the automatic colours."""
-        automatic = _resize_ab(prediction.ab, *self.lightness.shape)
         anchors = MicroScribbles().base_strokes(self.lightness, prediction)
         assert anchors is not None
         mine_ab, mine_mask = self._user_strokes()

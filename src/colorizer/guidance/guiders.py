@@ -6,6 +6,10 @@ and returns planes; it never runs the network or calls the pipeline. ``Guidance.
 
 * ``hint_planes``: the published hint planes fed to a model that takes hints;
 * ``bin_weights``: a reweighting of the model's distribution over the bins;
+* ``feature_planes``: L* planes whose encoder features the guider needs from the network
+  (``NetworkRequest.feature_planes``; answered in ``Prediction.features``);
+* ``base_ab``: the photo's full-resolution ab before the user's strokes, in place of the
+  network's (a reference photo's colours matched by meaning, blended with the automatic ones);
 * ``base_strokes``: weak strokes that propagation spreads unless the user's override them
   (the network's confident colours, a reference photo's matched colours);
 * ``user_strokes``: the user's own strokes (hint patches, scribbles);
@@ -22,7 +26,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from colorizer import color, planes
-from colorizer.guidance import reference, strokes
+from colorizer.errors import ColorizerError
+from colorizer.guidance import exemplar, reference, strokes
+from colorizer.guidance.exemplar import Exemplar
 from colorizer.guidance.hints import PointHint, encode_hints
 from colorizer.planes import resize_plane
 
@@ -44,6 +50,12 @@ class Guider:
         return None
 
     def bin_weights(self) -> torch.Tensor | None:
+        return None
+
+    def feature_planes(self, lightness: np.ndarray) -> tuple[np.ndarray, ...]:
+        return ()
+
+    def base_ab(self, lightness: np.ndarray, prediction: Prediction) -> np.ndarray | None:
         return None
 
     def base_strokes(self, lightness: np.ndarray, prediction: Prediction | None) -> Strokes | None:
@@ -103,14 +115,53 @@ class MicroScribbles(Guider):
 
 
 class Reference(Guider):
-    """A colour photo's colours, matched to the grey photo, as weak strokes where they match
-    well; replaces the network."""
+    """A colour photo's colours for the grey photo. With a model that has an encoder: matched
+    by meaning (``colorizer.guidance.exemplar``) and blended with the automatic colours by how
+    well they match (``base_ab``). Without one: matched by lightness and texture
+    (``colorizer.guidance.reference``), as weak strokes where they match well, replacing the
+    network (``base_strokes``).
 
-    def __init__(self, source: Any) -> None:
-        self.source = source
+    ``source``: a path, PIL image or array (read now: a bad reference fails before any work),
+    or an ``Exemplar`` prepared once (an album's reference) for a model with an encoder."""
+
+    def __init__(self, source: Any, encoder: bool) -> None:
+        self.encoder = encoder
+        if isinstance(source, Exemplar):
+            if not encoder:
+                raise ColorizerError(
+                    "a prepared exemplar needs a model with an encoder; give the reference "
+                    "photo itself for this model"
+                )
+            self.exemplar: Exemplar | None = source
+            self.rgb = None
+        else:
+            self.exemplar = None
+            self.rgb = reference.read_reference(source)
+
+    def feature_planes(self, lightness: np.ndarray) -> tuple[np.ndarray, ...]:
+        if not self.encoder:
+            return ()
+        if self.exemplar is not None:
+            return (lightness,)
+        assert self.rgb is not None
+        return (lightness, planes.lightness_image(self.rgb))
+
+    def base_ab(self, lightness: np.ndarray, prediction: Prediction) -> np.ndarray | None:
+        if not self.encoder:
+            return None
+        assert len(prediction.features) == len(self.feature_planes(lightness))
+        found = self.exemplar
+        if found is None:
+            assert self.rgb is not None
+            found = exemplar.make_exemplar(prediction.features[1], self.rgb)
+        matched, confidence = exemplar.transfer(found, prediction.features[0], lightness)
+        return exemplar.full_resolution_ab(lightness, matched, confidence, prediction.ab)
 
     def base_strokes(self, lightness: np.ndarray, prediction: Prediction | None) -> Strokes | None:
-        matched, distance = reference.transfer(lightness, reference.read_reference(self.source))
+        if self.encoder:
+            return None
+        assert self.rgb is not None
+        matched, distance = reference.transfer(lightness, self.rgb)
         return strokes.grid_strokes(matched, reference.reference_cells(distance), *lightness.shape)
 
 

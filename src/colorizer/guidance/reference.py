@@ -45,9 +45,13 @@ def _shrink(image: np.ndarray, pixels: int) -> np.ndarray:
 
 
 def read_reference(source: Any) -> np.ndarray:
-    """The reference photo as H x W x 3 float sRGB; it must have colour."""
+    """The reference photo as H x W x 3 float sRGB; it must have colour. Errors say that the
+    file is the reference."""
     name = str(source) if not hasattr(source, "shape") else "reference image"
-    picture = imageio.read_image(source)
+    try:
+        picture = imageio.read_image(source)
+    except ColorizerError as exc:
+        raise ColorizerError(f"reference photo: {exc}") from None
     if not picture.looks_colour:
         raise ColorizerError(f"{name}: the reference photo has no colour to transfer")
     return picture.rgb

@@ -24,6 +24,9 @@ from colorizer.models.efficientnet_lite import EfficientNetLite, pretrained
 from colorizer.registry import ModelSpec, register_architecture, register_models
 
 DECODER_WIDTHS = (64, 96, 128, 160)  # at strides 4, 8, 16, 32
+# The encoder's maps that describe a position for exemplar matching (indices into
+# ``EfficientNetLite.features``: 2 = stride 8, 3 = stride 16), on the finest one's grid.
+EXEMPLAR_LEVELS = (2, 3)
 
 
 def conv_bn_relu(c_in: int, c_out: int, kernel: int = 3) -> nn.Sequential:
@@ -96,6 +99,23 @@ class ColorNetV2(BinClassifier):
                 if isinstance(module, nn.BatchNorm2d):
                     module.eval()
         return self
+
+    @torch.no_grad()
+    def encoder_features(self, l: torch.Tensor) -> torch.Tensor:  # noqa: E741 - Lab's name
+        """What the encoder sees at each position, for exemplar matching: the maps of
+        ``EXEMPLAR_LEVELS``, each unit length per position (so each level counts alike),
+        upsampled to the finest one's grid and concatenated; N x C x H/8 x W/8. The encoder
+        only: no hint enters, so v2 and v3 describe a photo alike."""
+        maps = self.encoder.features(lightness_to_grey_rgb(l))
+        chosen = [F.normalize(maps[level], dim=1) for level in EXEMPLAR_LEVELS]
+        size = chosen[0].shape[-2:]
+        return torch.cat(
+            [
+                F.interpolate(m, size=size, mode="bilinear") if m.shape[-2:] != size else m
+                for m in chosen
+            ],
+            dim=1,
+        )
 
     def logits(self, l: torch.Tensor) -> torch.Tensor:  # noqa: E741 - L is the Lab name
         """Scores over the 313 ab bins, N x 313 x H/4 x W/4."""

@@ -66,6 +66,19 @@ def add_video_parser(commands) -> None:
     steady.add_argument(
         "--refiner", help="use this trained video-refiner (colorize train refiner) instead"
     )
+    guided = video.add_argument_group("keyframes (docs/video.md: Keyframes and a colour reference)")
+    guided.add_argument(
+        "--keyframes",
+        metavar="DIR_OR_FILE",
+        help="colours chosen for some frames, which their shots follow: a JSON manifest, or an "
+        "image or folder of images named by position (f000240.png: frame 240; t12.5.png: "
+        "12.5 s)",
+    )
+    guided.add_argument(
+        "--reference",
+        metavar="IMAGE",
+        help="a colour photo whose colours serve every shot without a keyframe",
+    )
     video.add_argument("--batch-size", type=int, default=8, help="frames per network batch (8)")
     video.add_argument(
         "--segment-seconds", type=float, default=10.0, help="resume granularity (10 s)"
@@ -101,7 +114,37 @@ def video_options(args: argparse.Namespace):
         batch_size=args.batch_size,
         segment_seconds=args.segment_seconds,
         refiner=str(Path(args.refiner).resolve()) if args.refiner else None,
+        # Absolute: Ray workers read them too, from another working folder.
+        keyframes=_absolute(getattr(args, "keyframes", None)),
+        reference=_absolute(getattr(args, "reference", None)),
     )
+
+
+def _absolute(path: str | None) -> str | None:
+    return str(Path(path).resolve()) if path else None
+
+
+def check_keyframes(args: argparse.Namespace) -> None:
+    """``--keyframes`` and ``--reference`` read and checked against the film before any work
+    (``UsageError``: exit 2 with the file, the entry and the problem); the images are let go
+    again, the run reads them when it needs them."""
+    keyframes, reference = getattr(args, "keyframes", None), getattr(args, "reference", None)
+    if not keyframes and not reference:
+        return
+    from colorizer.options import UsageError
+    from colorizer.video.keyframes import KeyframeError, plan_keyframes, read_reference
+    from colorizer.video.source import probe
+
+    try:
+        if reference:
+            read_reference(reference)
+            _check_encoder(args)
+        if keyframes:
+            info = probe(Path(args.input))  # an unreadable film is the input's error (exit 1)
+            for planned in plan_keyframes(keyframes, info):
+                planned.load(info)
+    except KeyframeError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def colorizer_from_args(args: argparse.Namespace):
@@ -153,11 +196,22 @@ def _looks_colour(frame) -> bool:
     return pixels is not None and pixels.looks_colour
 
 
+def _check_encoder(args: argparse.Namespace) -> None:
+    """The transfer from a reference photo matches the model's encoder features."""
+    from colorizer.options import UsageError
+    from colorizer.pipeline import encoder_refusal
+
+    refusal = encoder_refusal(model_for(args.model, args.weights))
+    if refusal is not None:
+        raise UsageError(f"--reference needs a model with a pretrained encoder: {refusal}")
+
+
 def cmd_video(args: argparse.Namespace) -> int:
     from colorizer.provenance.cli import provenance_from_args
     from colorizer.video.colorize import colorize_video
 
     source = Path(args.input)
+    check_keyframes(args)
     destination = planned_output(args)
     if destination is None:
         return 0
@@ -188,6 +242,11 @@ def add_video_eval_arguments(evaluation: argparse.ArgumentParser) -> None:
     group.add_argument("--consistency", type=float, help="flow-propagation strength (default 0.7)")
     group.add_argument("--frames", type=int, help="score only the first N frames of each clip")
     group.add_argument(
+        "--keyframes",
+        choices=["truth"],
+        help="truth: score automatic, paste and keyframes, each shot keyed by its true first frame",
+    )
+    group.add_argument(
         "--side", type=int, help="long side of the frames scored (default 384, the work size)"
     )
 
@@ -206,6 +265,7 @@ def cmd_eval_video(args: argparse.Namespace) -> int:
         refiner=args.refiner,
         side=args.side or DEFAULT_WORK_SIDE,
         frames=args.frames,
+        keyframes=args.keyframes,
     )
     print(evaluate.format_table(results))
     if args.csv:

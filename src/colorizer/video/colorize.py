@@ -2,7 +2,8 @@
 
 decode thread:      frames -> L* at full, network and work resolution
 main thread:        batches of L* -> network -> ab
-consistency thread: ab -> temporal consistency (frame by frame, each needs the one before)
+consistency thread: ab -> temporal consistency (frame by frame, each needs the one before), or
+                    with keyframes / a reference photo the keyframe engine (video/keyframed.py)
 finish thread:      full-resolution L* + ab -> sRGB -> encoder
 
 Queues between them are short, so memory does not grow with the film's length and no frame
@@ -84,10 +85,18 @@ class VideoOptions:
     batch_size: int = 8
     segment_seconds: float = 10.0
     refiner: str | None = None
+    # Paths, not arrays: the options go into the work folder's job record and to Ray workers.
+    keyframes: str | None = None  # a keyframe file or folder (video/keyframes.py reads it)
+    reference: str | None = None  # a colour photo whose colours serve every shot without a keyframe
+
+    @property
+    def keyed(self) -> bool:
+        """Whether keyframes or a reference photo guide the colours (``video.keyframed``)."""
+        return self.keyframes is not None or self.reference is not None
 
     @property
     def steadied(self) -> bool:
-        return self.refiner is not None or self.consistency > 0
+        return self.refiner is not None or self.consistency > 0 or self.keyed
 
 
 @dataclass
@@ -163,7 +172,18 @@ def prepare_job(
     return info, WorkFolder.for_output(destination, job)
 
 
-def _propagator(options: VideoOptions):
+def _propagator(colorizer: Colorizer, info: SourceInfo, options: VideoOptions, work: WorkFolder):
+    if options.keyed:
+        from colorizer.video.keyframed import KeyedSettings, film_propagator
+
+        settings = KeyedSettings(
+            options.keyframes,
+            options.reference,
+            options.consistency,
+            options.flow,
+            options.work_side,
+        )
+        return film_propagator(colorizer, info, settings, work)
     if options.refiner is not None:
         from colorizer.video.refiner import RefinerPropagator
 
@@ -210,7 +230,17 @@ def _job(colorizer: Colorizer, info: SourceInfo, options: VideoOptions) -> dict:
         "device": colorizer.device.type,
         "options": asdict(options),
         "refiner": refiner,
+        "keyframes": _keyframes_digest(options),
     }
+
+
+def _keyframes_digest(options: VideoOptions) -> str | None:
+    """The keyframe and reference files' bytes: changed keyframes make a different job."""
+    if not options.keyed:
+        return None
+    from colorizer.video.keyframes import keyframes_digest
+
+    return keyframes_digest(options.keyframes, options.reference)
 
 
 def _colorize_into(
@@ -407,7 +437,7 @@ class _Run:
         self.colorizer, self.info, self.options, self.work = colorizer, info, options, work
         self.per_segment = frames_per_segment(info, options)
         self.work_hw = flow.work_shape(info.height, info.width, options.work_side)
-        self.propagator = _propagator(options)
+        self.propagator = _propagator(colorizer, info, options, work)
         self.on_progress: Callable[[int, int | None], None] | None = None
         self.done_frames = sum(r.frames for r in done)
         if done:
@@ -548,11 +578,25 @@ class _Run:
 
     def _predict(self, batch: list[_Prepared]) -> None:
         started = time.perf_counter()
+        # The keyframe engine never reads the model's colours on most frames of a keyed shot:
+        # those skip the network (None). Which ones is fixed by frame number, so a resumed run
+        # makes the same batches.
+        wanted = [not self.options.keyed or self.propagator.needs_model_at(i.pts) for i in batch]
         # The planes are already at the network's side (shrunk on the decode thread).
-        ab = self.colorizer.predict_planes([item.small for item in batch])
+        smalls = [item.small for item, want in zip(batch, wanted, strict=True) if want]
+        ab = iter(self.colorizer.predict_planes(smalls) if smalls else [])
+        # The encoder features for its exemplar transfer too: this thread has time to spare,
+        # the consistency thread (the flows) has none.
+        features = [self._features(item) for item in batch]
         self.times.network += time.perf_counter() - started
-        for item, item_ab in zip(batch, ab, strict=True):
-            self._put(self.coloured, (item, item_ab))
+        for item, want, item_features in zip(batch, wanted, features, strict=True):
+            self._put(self.coloured, (item, next(ab) if want else None, item_features))
+
+    def _features(self, item: _Prepared) -> np.ndarray | None:
+        if not self.options.keyed:
+            return None
+        assert item.grey is not None  # keyed runs are steadied: the decoder made it
+        return self.propagator.features_at(item.pts, item.grey)
 
     # -- consistency thread -----------------------------------------------------------------
 
@@ -561,12 +605,15 @@ class _Run:
         ``_SegmentEnd`` with the propagator's state then, which that segment's record keeps
         (the thread is on later frames by the time the segment is written)."""
         segment = None
-        for item, ab in self._drain(self.coloured):
+        for item, ab, features in self._drain(self.coloured):
             if segment is not None and self._segment(item) != segment:
                 self._put(self.steadied, self._segment_end())
             segment = self._segment(item)
             started = time.perf_counter()
-            if self.options.steadied:
+            if self.options.keyed:  # the keyframe engine needs the frame's number in the film
+                work_ab = None if ab is None else resize_plane(ab, *self.work_hw)
+                ab = self.propagator.at_pts(item.pts, item.grey, work_ab, features)
+            elif self.options.steadied:
                 ab = self.propagator(item.grey, resize_plane(ab, *self.work_hw))
             self.times.consistency += time.perf_counter() - started
             self._put(self.steadied, (item, ab))

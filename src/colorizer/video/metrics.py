@@ -79,3 +79,70 @@ def warping_error(
         grey = np.asarray(grey)
         meter.add(grey if grey.dtype == np.uint8 else flow.grey_u8(grey), {"ab": ab})
     return meter.result().get("ab", float("nan"))
+
+
+# --------------------------------------------------------------------------- CDC
+
+CDC_BINS = 256  # one bin per 8-bit level
+
+
+def channel_histograms(rgb: np.ndarray) -> np.ndarray:
+    """3 x 256 normalised histograms of an sRGB frame's channels (uint8, or float in [0, 1])."""
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8:
+        rgb = np.clip(np.rint(rgb.astype(np.float64) * 255), 0, 255).astype(np.uint8)
+    counts = np.stack(
+        [np.bincount(rgb[..., c].ravel(), minlength=CDC_BINS) for c in range(3)]
+    ).astype(np.float64)
+    return counts / counts.sum(axis=1, keepdims=True)
+
+
+def jensen_shannon(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Jensen-Shannon divergence (base 2, so in [0, 1]) of distributions on the last axis."""
+    middle = 0.5 * (p + q)
+
+    def kl(a: np.ndarray) -> np.ndarray:
+        ratio = np.where(a > 0, a / np.where(middle > 0, middle, 1), 1)
+        return (a * np.log2(ratio)).sum(axis=-1)
+
+    return 0.5 * kl(p) + 0.5 * kl(q)
+
+
+class ColourDistributionConsistency:
+    """CDC of Lei & Chen (CVPR 2019, "Fully automatic video colorization with self-regularization
+    and diversity"): the Jensen-Shannon divergence between the per-channel colour histograms
+    (R, G, B, 256 bins each) of frames t and t+1, averaged over the three channels and all pairs.
+    Flow-free; 0 means the colour distribution never changes. As with the warping error, pairs
+    across a scene cut are left out (the caller says where the cuts are).
+
+    Feed frames in order with ``add({method: rgb}, cut=...)``; ``result()`` gives the mean per
+    method (NaN with no pair).
+    """
+
+    def __init__(self) -> None:
+        self.previous: dict[str, np.ndarray] = {}
+        self.sums: dict[str, float] = {}
+        self.pairs = 0
+
+    def add(self, rgb_by_method: Mapping[str, np.ndarray], cut: bool = False) -> None:
+        histograms = {name: channel_histograms(rgb) for name, rgb in rgb_by_method.items()}
+        if self.previous and not cut:
+            self.pairs += 1
+            for name, current in histograms.items():
+                divergence = float(jensen_shannon(self.previous[name], current).mean())
+                self.sums[name] = self.sums.get(name, 0.0) + divergence
+        self.previous = histograms
+
+    def result(self) -> dict[str, float]:
+        return {
+            name: (self.sums.get(name, 0.0) / self.pairs) if self.pairs else float("nan")
+            for name in self.previous
+        }
+
+
+def cdc(frames_rgb: Iterable[np.ndarray]) -> float:
+    """CDC of one colorized sequence (no scene cuts assumed): see ColourDistributionConsistency."""
+    meter = ColourDistributionConsistency()
+    for rgb in frames_rgb:
+        meter.add({"rgb": rgb})
+    return meter.result().get("rgb", float("nan"))

@@ -3,8 +3,10 @@
 ``film.mp4`` is built in ``film.mp4.parts/``: ``job.json`` says which input and settings the
 parts belong to; each finished segment ``k`` leaves ``seg-k.mov`` (its video), ``seg-k.npz`` (the
 temporal-consistency memory after its last frame) and, written last, ``seg-k.json`` (its frames
-and timestamps), the mark that the segment is complete. A rerun with the same job keeps the
-complete segments and goes on after the last one; a different job starts afresh.
+and timestamps), the mark that the segment is complete. With keyframes, ``shots.json`` keeps the
+film's shots (each frame's timestamp and the shots' first frames), found once per job. A rerun
+with the same job keeps the complete segments and goes on after the last one; a different job
+starts afresh.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from colorizer.video.output import PARTIAL, VideoWriteError
 log = logging.getLogger(__name__)
 
 JOB_FILE = "job.json"
+SHOTS_FILE = "shots.json"
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,16 @@ class WorkFolder:
             return json.loads((self.path / JOB_FILE).read_text())
         except (OSError, ValueError):
             return None
+
+    def shots(self) -> dict | None:
+        """The keyframe engine's shot pre-pass of this job (``video.keyframed.FilmShots``)."""
+        try:
+            return json.loads((self.path / SHOTS_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def save_shots(self, shots: dict) -> None:
+        _write_atomic(self.path / SHOTS_FILE, json.dumps(shots))
 
     def segment_path(self, index: int, suffix: str = ".mov") -> Path:
         return self.path / f"seg-{index:05d}{suffix}"

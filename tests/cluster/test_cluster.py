@@ -343,3 +343,31 @@ def test_the_spec_carries_provenance_to_the_workers(tmp_path, monkeypatch):
     assert unsigned.load().provenance.signing == signing
     with pytest.raises(ColorizerError, match="no --sign-cert"):
         ColorizerSpec(sign_key=str(signing.key))
+
+
+def test_film_with_keyframes_matches_the_local_engine_where_a_segment_starts_on_one(
+    ray_address, clip, tmp_path, monkeypatch
+):
+    """Keyframes reach the workers as absolute paths (given relative to this folder here, read
+    from another by the workers). A segment that starts on a keyframe is identical on both
+    engines; the others start with an empty memory of the frame before on Ray (module docstring
+    of ``colorizer.cluster.video``), which moves their colours a little."""
+    from colorizer import imageio
+    from tests.video.clips import moving_shapes
+
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    for index in (0, 12):  # segments of 6 frames: segments 0 and 2 start on a keyframe
+        imageio.write_image(keys / f"f{index:06d}.png", moving_shapes(index) / np.float32(255))
+    monkeypatch.chdir(tmp_path)
+    local, on_ray = tmp_path / "local.mp4", tmp_path / "ray.mp4"
+    assert colorize_film(clip, local, "--keyframes", "keys") == 0
+    assert colorize_film(clip, on_ray, "--keyframes", "keys", "--engine", "ray") == 0
+    frames, expected = decoded_frames(on_ray), decoded_frames(local)
+    assert [pts for pts, _ in frames] == [pts for pts, _ in expected]
+    for index, ((_, a), (_, b)) in enumerate(zip(frames, expected, strict=True)):
+        if index // 6 in (0, 2):
+            np.testing.assert_array_equal(a, b)
+        else:  # 0.54 to 0.71 levels of 255 when written
+            assert np.abs(a.astype(int) - b.astype(int)).mean() < 2
+    assert not on_ray.with_name("ray.mp4.parts").exists()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import json
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 pytest.importorskip("fastapi", reason="the app extra is not installed")
 av = pytest.importorskip("av", reason="PyAV is not installed")
@@ -157,3 +161,184 @@ def test_a_full_job_queue_answers_429_and_jobs_can_be_cancelled(constant_weights
             assert submit(live.url, clip).status_code == 202
     finally:
         blocking.gate.set()
+
+
+# --- keyframes and a colour reference ----------------------------------------------------------
+
+
+def colour_png(width: int = WIDTH, height: int = HEIGHT, rgb=(200, 60, 40)) -> bytes:
+    """A colour frame: a grey field with a coloured block."""
+    pixels = np.full((height, width, 3), 90, np.uint8)
+    pixels[: height // 2, : width // 2] = rgb
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def grey_png() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((HEIGHT, WIDTH), 120, np.uint8), "L").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def submit_keyframes(url: str, clip: bytes, manifest=None, images=(), reference=None):
+    files = [("video", ("film.mp4", clip, "video/mp4"))]
+    files += [("keyframe_images", (name, data, "image/png")) for name, data in images]
+    if reference is not None:
+        files.append(("reference", ("ref.png", reference, "image/png")))
+    data = {} if manifest is None else {"keyframes": json.dumps(manifest)}
+    return httpx.post(f"{url}/v1/colorize/video", files=files, data=data, timeout=60)
+
+
+MANIFEST = {
+    "keyframes": [
+        {"time": 0.0, "image": "shot1.png"},
+        {"frame": 6, "hints": [{"x": 10, "y": 5, "color": "#8a2be2"}]},
+    ]
+}
+
+
+def spy_on_jobs(monkeypatch) -> dict:
+    """What the server's jobs hand ``colorize_video``: the options, the files they name."""
+    import colorizer.video as video
+
+    seen: dict = {}
+    real = video.colorize_video
+
+    def spy(colorizer, source, destination, options, **kwargs):
+        seen["options"] = options
+        if options.keyframes is not None:
+            manifest = Path(options.keyframes)
+            seen["manifest"] = json.loads(manifest.read_text(encoding="utf-8"))
+            seen["image"] = (manifest.parent / "shot1.png").read_bytes()
+        if options.reference is not None:
+            seen["reference"] = Path(options.reference).read_bytes()
+        return real(colorizer, source, destination, options, **kwargs)
+
+    monkeypatch.setattr(video, "colorize_video", spy)
+    return seen
+
+
+def test_a_job_with_keyframes_completes(server, clip, monkeypatch):
+    seen = spy_on_jobs(monkeypatch)
+    shot = colour_png()
+    response = submit_keyframes(server.url, clip, MANIFEST, [("shot1.png", shot)])
+    assert response.status_code == 202, response.text
+    job = response.json()
+    done = wait_for(lambda: finished(server.url, job["id"]), "the job to finish")
+    assert done["status"] == "done", done
+    # The job ran with the files as uploaded, kept in its own folder.
+    assert seen["manifest"] == MANIFEST and seen["image"] == shot
+    folder = server.state.temp.root / "jobs" / job["id"]
+    assert seen["options"].keyframes.startswith(str(folder))
+    result = httpx.get(f"{server.url}{done['result_url']}")
+    assert result.status_code == 200
+    with av.open(io.BytesIO(result.content)) as container:
+        assert len(list(container.decode(video=0))) == FRAMES
+    wait_for(lambda: not folder.exists(), "the job's files to go")  # removed with the job
+
+
+def test_a_reference_needs_a_model_with_an_encoder(server, clip, tmp_path, monkeypatch):
+    refused = submit_keyframes(server.url, clip, reference=colour_png(20, 20))
+    assert refused.status_code == 400
+    assert "reference: needs a model with a pretrained encoder" in detail(refused)
+    from colorizer.pipeline import Colorizer
+
+    seen = spy_on_jobs(monkeypatch)
+    encoder = Colorizer("colornet-v2", size=64, device="cpu")
+    app = create_app(settings(tmp_path, model="colornet-v2"), colorizers={"colornet-v2": encoder})
+    with LiveServer(app) as live:
+        reference = colour_png(20, 20, (30, 80, 200))
+        response = submit_keyframes(live.url, clip, reference=reference)
+        assert response.status_code == 202, response.text
+        done = wait_for(lambda: finished(live.url, response.json()["id"]), "the job to finish")
+        assert done["status"] == "done", done
+    assert seen["reference"] == reference and seen["options"].keyframes is None
+
+
+def test_keyframe_images_alone_are_named_by_position(server, clip):
+    images = [("f000003.png", colour_png()), ("t0.5.png", colour_png(rgb=(40, 200, 60)))]
+    response = submit_keyframes(server.url, clip, images=images)
+    assert response.status_code == 202, response.text
+    done = wait_for(lambda: finished(server.url, response.json()["id"]), "the job to finish")
+    assert done["status"] == "done", done
+
+
+def _one_image(name="shot1.png", time=0.0):
+    return {"keyframes": [{"time": time, "image": name}]}
+
+
+@pytest.mark.parametrize(
+    ("manifest", "images", "reference", "words"),
+    [
+        ("{not json", [("shot1.png", colour_png())], None, "keyframes: not valid JSON"),
+        (
+            {"keyframes": [{"when": 1, "image": "shot1.png"}]},
+            [("shot1.png", colour_png())],
+            None,
+            "keyframes: keyframe 0: unknown keys ['when']",
+        ),
+        (
+            _one_image(time=5.0),
+            [("shot1.png", colour_png())],
+            None,
+            "keyframes: keyframe 0 (shot1.png): 5 s is past the end of the film",
+        ),
+        (
+            _one_image(time=-1),
+            [("shot1.png", colour_png())],
+            None,
+            "'time' must be 0 or more seconds",
+        ),
+        (_one_image("other.png"), [], None, "'other.png' is not among the uploaded"),
+        (
+            _one_image(),
+            [("shot1.png", colour_png(32, 24))],
+            None,
+            "keyframes: keyframe 0 (shot1.png) is 32x24; the film is 64x48",
+        ),
+        (_one_image(), [("shot1.png", grey_png())], None, "the image has no colour"),
+        (
+            {"keyframes": [{"frame": 2, "hints": [[100, 5, "#ff0000"]]}]},
+            [],
+            None,
+            "keyframes: keyframe 0: point 0 at (100, 5) lies outside",
+        ),
+        (None, [("shot1.png", colour_png())], None, "keyframe_images shot1.png: not named by"),
+        (None, [("f000012.png", colour_png())], None, "frame 12 is outside the film"),
+        (None, [("../f1.png", colour_png())], None, "is not an image file name"),
+        (None, [], grey_png(), "reference: the image has no colour"),
+        (None, [], b"not an image", "reference:"),
+    ],
+    ids=[
+        "not-json",
+        "unknown-key",
+        "past-the-end",
+        "negative-time",
+        "image-not-sent",
+        "image-size",
+        "grey-keyframe",
+        "hint-outside",
+        "not-named-by-position",
+        "frame-outside",
+        "path-as-name",
+        "grey-reference",
+        "unreadable-reference",
+    ],
+)
+def test_bad_keyframes_answer_400_naming_the_problem(
+    server, clip, manifest, images, reference, words
+):
+    files = [("video", ("film.mp4", clip, "video/mp4"))]
+    files += [("keyframe_images", (name, data, "image/png")) for name, data in images]
+    if reference is not None:
+        files.append(("reference", ("ref.png", reference, "image/png")))
+    text = manifest if isinstance(manifest, str) or manifest is None else json.dumps(manifest)
+    data = {} if text is None else {"keyframes": text}
+    response = httpx.post(f"{server.url}/v1/colorize/video", files=files, data=data, timeout=60)
+    assert response.status_code == 400, response.text
+    message = detail(response)
+    assert words in message
+    assert str(server.state.temp.root) not in message and "<upload>" not in message
+    folders = {p.name for p in (server.state.temp.root / "jobs").iterdir()}
+    assert folders <= set(server.state.jobs.jobs)  # the refused request left no folder

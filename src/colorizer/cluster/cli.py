@@ -48,9 +48,10 @@ def cmd_video(args: argparse.Namespace) -> int:
 
     from colorizer.cluster.settings import ClusterOptions, ColorizerSpec
     from colorizer.cluster.video import colorize_video
-    from colorizer.video.cli import planned_output, print_report, video_options
+    from colorizer.video.cli import check_keyframes, planned_output, print_report, video_options
 
     spec = ColorizerSpec.from_args(args, provenance_from_args(args))  # checked before planning
+    check_keyframes(args)  # read here; the workers read them again from the same paths
     destination = planned_output(args)
     if destination is None:
         return 0

@@ -10,17 +10,27 @@ const state = {
   kind: null, // "image" or "video"
   inputUrl: null,
   natural: null, // {w, h} of the photo as the browser shows it (EXIF upright)
-  hints: [], // {x, y, color} in image pixel coordinates
+  hints: [], // {x, y, color} in image pixel coordinates; a keyframe's own list while it is edited
   selected: -1,
   scribbled: false,
   reference: null,
+  photoReference: null, // the photo's reference, kept aside while a keyframe is edited
   resultUrl: null,
+  resultBlob: null,
   request: null,
   runs: 0,
   timer: null,
   job: null,
   inspections: 0, // provenance checks started: a later result's check wins
   features: { hints: true, video: true },
+  // A film's keyframes: {time (s), width, height, blob (grey PNG), url, hints, reference,
+  // colored (the frame coloured from its reference), coloredFor (what it was coloured with)}.
+  keyframes: [],
+  editing: null, // the keyframe whose frame is in the editor, or null (the film is shown)
+  filmReference: null, // a colour photo for every shot without a keyframe
+  album: [], // {file, url, state: waiting|working|done|error, message, resultUrl}
+  albumReference: null,
+  albumRunning: false,
   apiKey: sessionStorage.getItem("colorizer-api-key") || "",
 };
 
@@ -146,7 +156,9 @@ function openFile(file) {
   state.hints = [];
   state.selected = -1;
   state.scribbled = false;
+  state.resultBlob = null;
   closePopover();
+  clearKeyframes();
   if (state.inputUrl) URL.revokeObjectURL(state.inputUrl);
   state.inputUrl = URL.createObjectURL(file);
   $("input-stage").classList.remove("empty");
@@ -154,11 +166,13 @@ function openFile(file) {
   $("input-box").hidden = state.kind !== "image";
   $("input-video").hidden = state.kind !== "video";
   $("tools").hidden = state.kind !== "image";
+  $("keyframe-tools").hidden = state.kind !== "video";
   $("consistency-box").hidden = state.kind !== "video";
   $("compare").hidden = true;
   $("video-compare").hidden = true;
   $("download").classList.add("disabled");
   hideProvenance();
+  updateAlbumButtons();
   $("run").disabled = false;
   if (state.kind === "video") {
     $("input-video").src = state.inputUrl;
@@ -196,12 +210,15 @@ function setupCanvas() {
 function cancelRun() {
   clearTimeout(state.timer);
   if (state.request) state.request.xhr.abort();
+  // A film job no one follows any more would hold the server's queue: cancel it there too.
+  if (state.job) request("DELETE", `/v1/jobs/${state.job}`).catch(() => {});
   state.request = null;
   state.job = null;
 }
 
 function scheduleRun() {
   clearTimeout(state.timer);
+  if (state.editing) return; // a keyframe shows its edits on Preview; the film is not re-run
   state.timer = setTimeout(() => (state.kind === "video" ? runVideo() : run()), RERUN_DELAY_MS);
 }
 
@@ -214,6 +231,10 @@ function scribbleBlob() {
   return new Promise((resolve) => $("scribble-canvas").toBlob(resolve, "image/png"));
 }
 
+function hintsField(hints) {
+  return JSON.stringify(hints.map((h) => ({ x: h.x, y: h.y, color: h.color })));
+}
+
 async function run() {
   if (!state.file || state.kind !== "image") return;
   cancelRun();
@@ -221,12 +242,19 @@ async function run() {
   const form = new FormData();
   form.append("image", state.file, "image");
   commonFields(form);
-  if (state.hints.length) {
-    const hints = state.hints.map((h) => ({ x: h.x, y: h.y, color: h.color }));
-    form.append("hints", JSON.stringify(hints));
-  }
+  if (state.hints.length) form.append("hints", hintsField(state.hints));
   if (state.scribbled) form.append("scribbles", await scribbleBlob(), "scribbles.png");
   if (state.reference) form.append("reference", state.reference, "reference");
+  const done = await colorizePhoto(form);
+  if (!done) return;
+  showResult(done.blob, done.seconds, state.inputUrl, `${stem(state.file.name)}_colorized.png`);
+}
+
+// POST /v1/colorize with progress in the result panel: {blob, seconds}, or null when it failed
+// (the message is shown) or was cancelled by a newer run.
+async function colorizePhoto(form) {
+  cancelRun();
+  showError("");
   const started = performance.now();
   setStatus("uploading...", "working");
   setProgress(0);
@@ -246,12 +274,13 @@ async function run() {
   state.request = pending;
   try {
     const blob = await pending;
-    showResult(blob, (performance.now() - started) / 1000);
+    return { blob, seconds: (performance.now() - started) / 1000 };
   } catch (error) {
     if (!error.aborted) {
       showError(error.message);
       setStatus("failed", "error");
     }
+    return null;
   } finally {
     clearInterval(tick);
     if (state.request === pending) {
@@ -261,22 +290,25 @@ async function run() {
   }
 }
 
-function showResult(blob, seconds) {
+function showResult(blob, seconds, beforeUrl, name) {
   if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
   state.resultUrl = URL.createObjectURL(blob);
+  state.resultBlob = blob;
   $("result-img").src = state.resultUrl;
-  $("before-img").src = state.inputUrl;
+  $("before-img").src = beforeUrl;
   $("compare").hidden = false;
+  $("video-compare").hidden = true;
   setSlider("slider", "before", "handle", 50); // a re-run shows its change, not the old split
   $("result-stage").classList.remove("empty");
   const link = $("download");
   link.href = state.resultUrl;
-  link.download = `${stem(state.file.name)}_colorized.png`;
+  link.download = name;
   link.classList.remove("disabled");
   state.runs += 1;
   $("result-stage").dataset.runs = String(state.runs);
   setStatus(`done in ${seconds.toFixed(1)} s`, "done");
   showProvenance(blob, link.download);
+  updateAlbumButtons();
 }
 
 function setSlider(sliderId, beforeId, handleId, value) {
@@ -291,26 +323,30 @@ function stem(name) {
 }
 
 async function runVideo() {
-  if (!state.file) return;
+  if (!state.file || state.kind !== "video") return;
   cancelRun();
   showError("");
+  const film = state.file;
   const form = new FormData();
-  form.append("video", state.file, "video");
+  form.append("video", film, "video");
   commonFields(form);
   form.append("consistency", $("consistency").value);
-  setStatus("uploading...", "working");
-  setProgress(0);
-  const pending = request("POST", "/v1/colorize/video", form, {
-    onUpload: (f) => setProgress(f < 1 ? f : undefined),
-  });
-  state.request = pending;
   try {
+    await addKeyframeFields(form);
+    if (state.file !== film) return; // another file was opened meanwhile
+    setStatus("uploading...", "working");
+    setProgress(0);
+    const pending = request("POST", "/v1/colorize/video", form, {
+      onUpload: (f) => setProgress(f < 1 ? f : undefined),
+    });
+    state.request = pending;
     const job = await pending;
     state.request = null;
     state.job = job.id;
     await followJob(job.id);
   } catch (error) {
     if (!error.aborted) {
+      state.job = null;
       showError(error.message);
       setStatus("failed", "error");
       setProgress(null);
@@ -318,10 +354,56 @@ async function runVideo() {
   }
 }
 
+// The film's keyframes as the fields of POST /v1/colorize/video: a `keyframes` manifest whose
+// hint keyframes carry their hints (the server colours that frame with them), while a keyframe
+// with a reference photo goes as its frame coloured from it (a `keyframe_images` file, the
+// film's size); and the `reference` for every shot without a keyframe.
+async function addKeyframeFields(form) {
+  const entries = [];
+  const used = state.keyframes.filter((k) => k.reference || k.hints.length);
+  for (const [index, keyframe] of used.entries()) {
+    if (keyframe.reference) {
+      setStatus(`colouring keyframe ${index + 1} of ${used.length} from its reference...`);
+      const name = `keyframe-${index + 1}.png`;
+      form.append("keyframe_images", await coloredFrame(keyframe), name);
+      entries.push({ time: keyframe.time, image: name });
+    } else {
+      entries.push({ time: keyframe.time, hints: JSON.parse(hintsField(keyframe.hints)) });
+    }
+  }
+  if (entries.length) form.append("keyframes", JSON.stringify({ keyframes: entries }));
+  if (state.filmReference) form.append("reference", state.filmReference, "reference");
+}
+
+async function coloredFrame(keyframe) {
+  if (keyframe.colored && sameColoring(keyframe.coloredFor, coloringOf(keyframe))) {
+    return keyframe.colored;
+  }
+  const pending = request("POST", "/v1/colorize", keyframeForm(keyframe), { blob: true });
+  state.request = pending;
+  const blob = await pending;
+  state.request = null;
+  keyframe.colored = blob;
+  keyframe.coloredFor = coloringOf(keyframe);
+  return blob;
+}
+
+// What a keyframe's coloured frame depends on: a change to any of these colours it again.
+function coloringOf(keyframe) {
+  const hints = hintsField(keyframe.hints);
+  const text = JSON.stringify({ hints, model: $("model").value, size: $("size").value });
+  return { text, reference: keyframe.reference };
+}
+
+function sameColoring(a, b) {
+  return Boolean(a && b && a.text === b.text && a.reference === b.reference);
+}
+
 async function followJob(id) {
   for (;;) {
     if (state.job !== id) return;
     const job = await request("GET", `/v1/jobs/${id}`);
+    if (state.job !== id) return; // cancelled while the request was under way
     if (job.status === "queued") {
       const ahead = job.position ? `, ${job.position} ahead` : ", next";
       setStatus(`waiting in the queue${job.position === null ? "" : ahead}...`);
@@ -335,6 +417,7 @@ async function followJob(id) {
       setStatus("downloading the result...");
       const pending = request("GET", job.result_url, null, { blob: true });
       state.request = pending;
+      state.job = null; // done: nothing left to cancel on the server
       const blob = await pending;
       state.request = null;
       showVideo(blob);
@@ -370,6 +453,7 @@ function showVideo(blob) {
   video.src = state.resultUrl;
   $("before-video").src = state.inputUrl;
   $("video-compare").hidden = false;
+  $("compare").hidden = true;
   setSlider("video-slider", "before-video-box", "video-handle", 50);
   $("result-stage").classList.remove("empty");
   const link = $("download");
@@ -504,6 +588,7 @@ function renderMarkers() {
   });
   const n = state.hints.length;
   $("hint-count").textContent = n ? `${n} hint${n > 1 ? "s" : ""}` : "";
+  if (state.editing) renderKeyframes();
 }
 
 function addHint(event) {
@@ -538,7 +623,7 @@ async function loadSuggestions(index) {
   box.innerHTML = "<em>loading...</em>";
   const hint = state.hints[index];
   const form = new FormData();
-  form.append("image", state.file, "image");
+  form.append("image", state.editing ? state.editing.blob : state.file, "image");
   form.append("x", String(hint.x));
   form.append("y", String(hint.y));
   commonFields(form);
@@ -608,6 +693,316 @@ function paintEnd() {
   scheduleRun();
 }
 
+// --- keyframes of a film ----------------------------------------------------------------------
+
+function clearKeyframes() {
+  for (const keyframe of state.keyframes) URL.revokeObjectURL(keyframe.url);
+  state.keyframes = [];
+  state.filmReference = null;
+  if (state.editing) state.reference = state.photoReference;
+  state.editing = null;
+  $("film-reference").value = "";
+  showFilmReference();
+  showEditor(false);
+}
+
+// The frame the film shows now, as a grey PNG of the film's own size (its hints are in the
+// film's pixel coordinates): a keyframe to colour by hints or from a reference photo.
+async function grabFrame() {
+  const video = $("input-video");
+  if (video.readyState < 2 || video.seeking || !video.videoWidth) {
+    showError("this frame of the film is not loaded yet (or the browser cannot show this film)");
+    return;
+  }
+  video.pause();
+  // At the end of a film the browser shows its last frame at currentTime = duration, a time
+  // the server counts as past the end: a millisecond earlier is that same last frame.
+  const time = Math.min(video.currentTime, Math.max(0, video.duration - 0.001));
+  const same = state.keyframes.find((k) => Math.abs(k.time - time) < 0.001);
+  if (same) {
+    editKeyframe(same);
+    return;
+  }
+  const canvas = document.createElement("canvas");
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(video, 0, 0, canvas.width, canvas.height);
+  greyInPlace(ctx, canvas.width, canvas.height);
+  const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+  const keyframe = { time, width: canvas.width, height: canvas.height, blob, hints: [] };
+  keyframe.url = URL.createObjectURL(blob);
+  keyframe.reference = null;
+  state.keyframes.push(keyframe);
+  state.keyframes.sort((a, b) => a.time - b.time);
+  editKeyframe(keyframe);
+}
+
+function greyInPlace(ctx, width, height) {
+  // The server colours the lightness alone; a grey frame shows the user what it sees.
+  const pixels = ctx.getImageData(0, 0, width, height);
+  const data = pixels.data;
+  for (let i = 0; i < data.length; i += 4) {
+    const grey = Math.round(0.299 * data[i] + 0.587 * data[i + 1] + 0.114 * data[i + 2]);
+    data[i] = grey;
+    data[i + 1] = grey;
+    data[i + 2] = grey;
+  }
+  ctx.putImageData(pixels, 0, 0);
+}
+
+function editKeyframe(keyframe) {
+  closePopover();
+  if (!state.editing) state.photoReference = state.reference;
+  state.editing = keyframe;
+  state.hints = keyframe.hints; // the editor's hint code edits the keyframe's own list
+  state.reference = keyframe.reference;
+  state.natural = { w: keyframe.width, h: keyframe.height };
+  const img = $("input-img");
+  img.onload = null;
+  img.onerror = null;
+  img.src = keyframe.url;
+  setupCanvas();
+  renderMarkers();
+  showReference();
+  showEditor(true);
+  $("input-info").textContent = `${state.file.name}: keyframe at ${keyframe.time.toFixed(2)} s`;
+}
+
+function backToFilm() {
+  closePopover();
+  state.editing = null;
+  state.hints = [];
+  state.reference = state.photoReference;
+  showReference();
+  showEditor(false);
+  if (state.file) $("input-info").textContent = state.file.name;
+}
+
+// The input panel shows the film (scrub it, grab a frame) or the keyframe being edited.
+function showEditor(editing) {
+  const film = state.kind === "video";
+  $("input-box").hidden = film ? !editing : state.kind !== "image";
+  $("input-video").hidden = !film || editing;
+  $("tools").hidden = film ? !editing : state.kind !== "image";
+  $("paint-tool").hidden = editing; // keyframes take point hints; scribbles are for photos
+  $("clear-scribbles").hidden = editing;
+  $("reference-label").textContent = `Reference photo${editing ? " for this keyframe" : ""}`;
+  if (editing) document.querySelector('input[name="tool"][value="hint"]').checked = true;
+  $("grab-frame").hidden = editing;
+  $("preview-keyframe").hidden = !editing;
+  $("back-to-film").hidden = !editing;
+  renderKeyframes();
+}
+
+function removeKeyframe(keyframe) {
+  if (state.editing === keyframe) backToFilm();
+  state.keyframes = state.keyframes.filter((k) => k !== keyframe);
+  URL.revokeObjectURL(keyframe.url);
+  renderKeyframes();
+}
+
+function describeKeyframe(keyframe) {
+  const parts = [];
+  const n = keyframe.hints.length;
+  if (n) parts.push(`${n} hint${n > 1 ? "s" : ""}`);
+  if (keyframe.reference) parts.push(`colours from ${keyframe.reference.name || "a reference"}`);
+  return parts.length ? parts.join(", ") : "not used yet: click hints or load a reference photo";
+}
+
+function renderKeyframes() {
+  const list = $("keyframe-list");
+  list.replaceChildren();
+  for (const keyframe of state.keyframes) {
+    const when = `${keyframe.time.toFixed(2)} s`;
+    const item = document.createElement("li");
+    item.className = keyframe === state.editing ? "keyframe editing" : "keyframe";
+    const open = document.createElement("button");
+    open.textContent = when;
+    open.setAttribute("aria-label", `edit the keyframe at ${when}`);
+    open.addEventListener("click", () => editKeyframe(keyframe));
+    const what = document.createElement("span");
+    what.textContent = describeKeyframe(keyframe);
+    const remove = document.createElement("button");
+    remove.textContent = "Remove";
+    remove.setAttribute("aria-label", `remove the keyframe at ${when}`);
+    remove.addEventListener("click", () => removeKeyframe(keyframe));
+    item.append(open, what, remove);
+    list.append(item);
+  }
+}
+
+function keyframeForm(keyframe) {
+  const form = new FormData();
+  form.append("image", keyframe.blob, "frame.png");
+  commonFields(form);
+  if (keyframe.hints.length) form.append("hints", hintsField(keyframe.hints));
+  if (keyframe.reference) form.append("reference", keyframe.reference, "reference");
+  return form;
+}
+
+// The keyframe being edited, coloured as the film run will colour it (POST /v1/colorize).
+async function previewKeyframe() {
+  const keyframe = state.editing;
+  if (!keyframe) return;
+  const done = await colorizePhoto(keyframeForm(keyframe));
+  if (!done) return;
+  if (keyframe.reference) {
+    keyframe.colored = done.blob;
+    keyframe.coloredFor = coloringOf(keyframe);
+  }
+  const name = `${stem(state.file.name)}_${keyframe.time.toFixed(2)}s.png`;
+  showResult(done.blob, done.seconds, keyframe.url, name);
+}
+
+function showReference() {
+  const reference = state.reference;
+  $("reference-name").textContent = reference ? reference.name : "";
+  $("clear-reference").hidden = !reference;
+  if (!reference) $("reference").value = "";
+}
+
+function setReference(file) {
+  state.reference = file;
+  if (state.editing) {
+    state.editing.reference = file;
+    renderKeyframes();
+  }
+  showReference();
+  scheduleRun();
+}
+
+function showFilmReference() {
+  const reference = state.filmReference;
+  $("film-reference-name").textContent = reference ? reference.name : "";
+  $("clear-film-reference").hidden = !reference;
+}
+
+// --- albums: several photos coloured from one reference ---------------------------------------
+
+function openAlbum(files) {
+  const photos = [...files].filter((file) => !isVideo(file));
+  if (!photos.length) return;
+  closeAlbum();
+  state.album = photos.map((file) => ({
+    file,
+    url: URL.createObjectURL(file),
+    state: "waiting",
+    message: "waiting",
+    resultUrl: null,
+  }));
+  $("album").hidden = false;
+  $("album-count").textContent = `${photos.length} photo${photos.length > 1 ? "s" : ""}`;
+  renderAlbum();
+  updateAlbumButtons();
+}
+
+function closeAlbum() {
+  for (const item of state.album) {
+    URL.revokeObjectURL(item.url);
+    if (item.resultUrl) URL.revokeObjectURL(item.resultUrl);
+  }
+  state.album = [];
+  $("album").hidden = true;
+  $("album-grid").replaceChildren();
+  updateAlbumButtons();
+}
+
+function setAlbumReference(file) {
+  state.albumReference = file;
+  $("album-reference-name").textContent = file ? file.name : "";
+  $("clear-album-reference").hidden = !file;
+  if (!file) $("album-reference").value = "";
+}
+
+function updateAlbumButtons() {
+  $("album-run").disabled = !state.album.length || state.albumRunning;
+  $("album-use-result").disabled = !(state.kind === "image" && state.resultBlob);
+}
+
+function renderAlbum() {
+  const grid = $("album-grid");
+  grid.replaceChildren();
+  for (const item of state.album) grid.append(albumItem(item));
+  const done = state.album.filter((item) => item.state === "done").length;
+  $("album").dataset.done = String(done);
+}
+
+function albumItem(item) {
+  const name = item.file.name;
+  const box = document.createElement("li");
+  box.className = "album-item";
+  box.dataset.state = item.state;
+  const img = document.createElement("img");
+  img.src = item.resultUrl || item.url;
+  img.alt = item.resultUrl ? `${name}, coloured` : name;
+  const caption = document.createElement("span");
+  caption.className = "album-name";
+  caption.textContent = name;
+  const status = document.createElement("span");
+  status.className = "album-status";
+  status.textContent = item.message;
+  const open = document.createElement("button");
+  open.textContent = "Open";
+  open.setAttribute("aria-label", `open ${name} in the editor`);
+  open.addEventListener("click", () => openFile(item.file));
+  const actions = document.createElement("span");
+  actions.className = "album-actions";
+  actions.append(open);
+  box.append(img, caption, status, actions);
+  if (item.resultUrl) {
+    const link = document.createElement("a");
+    link.className = "button";
+    link.textContent = "Download";
+    link.href = item.resultUrl;
+    link.download = `${stem(name)}_colorized.png`;
+    link.setAttribute("aria-label", `download ${name} coloured`);
+    actions.append(link);
+  }
+  return box;
+}
+
+// Each photo in turn (the server colours a few at once; an album need not fill its queue).
+async function runAlbum() {
+  if (state.albumRunning || !state.album.length) return;
+  state.albumRunning = true;
+  updateAlbumButtons();
+  $("album").dataset.state = "working";
+  const reference = state.albumReference;
+  for (const item of state.album) Object.assign(item, { state: "waiting", message: "waiting" });
+  renderAlbum();
+  try {
+    for (const item of state.album) {
+      item.state = "working";
+      item.message = "colorizing...";
+      renderAlbum();
+      await colorizeAlbumPhoto(item, reference);
+      renderAlbum();
+    }
+  } finally {
+    state.albumRunning = false;
+    $("album").dataset.state = "done";
+    updateAlbumButtons();
+  }
+}
+
+async function colorizeAlbumPhoto(item, reference) {
+  const form = new FormData();
+  form.append("image", item.file, "image");
+  commonFields(form);
+  if (reference) form.append("reference", reference, "reference");
+  try {
+    const blob = await request("POST", "/v1/colorize", form, { blob: true });
+    if (item.resultUrl) URL.revokeObjectURL(item.resultUrl);
+    item.resultUrl = URL.createObjectURL(blob);
+    item.state = "done";
+    item.message = reference ? "coloured with the reference" : "coloured automatically";
+  } catch (error) {
+    item.state = "error";
+    item.message = error.message;
+  }
+}
+
 // --- wiring ----------------------------------------------------------------------------------
 
 function wire() {
@@ -632,7 +1027,7 @@ function wire() {
   canvas.addEventListener("pointerdown", (e) => {
     if (!state.natural || !state.features.hints) return;
     if (tool() === "hint") addHint(e);
-    else paintStart(e);
+    else if (!state.editing) paintStart(e);
   });
   canvas.addEventListener("pointermove", paintTo);
   canvas.addEventListener("pointerup", paintEnd);
@@ -646,7 +1041,7 @@ function wire() {
   });
   $("hint-close").addEventListener("click", closePopover);
   $("clear-hints").addEventListener("click", () => {
-    state.hints = [];
+    state.hints.splice(0); // in place: while a keyframe is edited, this is its own list
     closePopover();
     scheduleRun();
   });
@@ -655,19 +1050,37 @@ function wire() {
     state.scribbled = false;
     scheduleRun();
   });
-  $("reference").addEventListener("change", (e) => {
-    state.reference = e.target.files[0] || null;
-    $("reference-name").textContent = state.reference ? state.reference.name : "";
-    $("clear-reference").hidden = !state.reference;
-    scheduleRun();
+  $("reference").addEventListener("change", (e) => setReference(e.target.files[0] || null));
+  $("clear-reference").addEventListener("click", () => setReference(null));
+
+  $("grab-frame").addEventListener("click", grabFrame);
+  $("preview-keyframe").addEventListener("click", previewKeyframe);
+  $("back-to-film").addEventListener("click", backToFilm);
+  $("colorize-film").addEventListener("click", runVideo);
+  $("film-reference").addEventListener("change", (e) => {
+    state.filmReference = e.target.files[0] || null;
+    showFilmReference();
   });
-  $("clear-reference").addEventListener("click", () => {
-    state.reference = null;
-    $("reference").value = "";
-    $("reference-name").textContent = "";
-    $("clear-reference").hidden = true;
-    scheduleRun();
+  $("clear-film-reference").addEventListener("click", () => {
+    state.filmReference = null;
+    $("film-reference").value = "";
+    showFilmReference();
   });
+
+  $("album-files").addEventListener("change", (e) => {
+    openAlbum(e.target.files);
+    e.target.value = "";
+  });
+  $("album-reference").addEventListener("change", (e) => {
+    setAlbumReference(e.target.files[0] || null);
+  });
+  $("clear-album-reference").addEventListener("click", () => setAlbumReference(null));
+  $("album-use-result").addEventListener("click", () => {
+    const name = `${stem(state.file.name)}_colorized.png`;
+    setAlbumReference(new File([state.resultBlob], name, { type: "image/png" }));
+  });
+  $("album-run").addEventListener("click", runAlbum);
+  $("album-close").addEventListener("click", closeAlbum);
   $("key-save").addEventListener("click", () => {
     state.apiKey = $("key").value.trim();
     sessionStorage.setItem("colorizer-api-key", state.apiKey);

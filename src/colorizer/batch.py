@@ -103,11 +103,8 @@ def prepare_album(colorizer: Colorizer, guidance: Guidance | None) -> Album | No
 
 def colorize_album_photo(colorizer: Colorizer, src: Path, dst: Path, album: Album) -> float:
     """One photo of an album colorized into ``dst`` as ``colorize_file`` would; returns the
-    share of it matched to the reference with at least ``ALBUM_CONFIDENT`` confidence."""
-    import numpy as np
-
+    share of it matched to the reference (``reference_match``)."""
     from colorizer import imageio
-    from colorizer.guidance import exemplar
     from colorizer.pipeline import compose, picture_lightness
 
     guidance = album.guidance
@@ -120,10 +117,27 @@ def colorize_album_photo(colorizer: Colorizer, src: Path, dst: Path, album: Albu
     making.recorded(
         imageio.write_image(dst, rgb, picture.alpha, bit_depth=picture.bit_depth, metadata=metadata)
     )
+    return reference_match(runner, lightness, album.exemplar)
+
+
+def reference_match(colorizer: Colorizer, lightness: Any, prepared: Any) -> float:
+    """The share of the photo of L* ``lightness`` matched to the reference ``prepared`` (an
+    ``Exemplar``) with at least ``ALBUM_CONFIDENT`` confidence: at least
+    ``ALBUM_MATCHED_SHARE`` is "matched the reference", less "fell back"."""
+    import numpy as np
+
+    from colorizer.guidance import exemplar
+
     # The guidance matched the photo inside the pipeline; matching again costs one encoder
     # pass (tens of ms), far less than the photo's decode and network.
-    _, confidence = exemplar.transfer(album.exemplar, runner.encoder_features(lightness), lightness)
+    features = colorizer.encoder_features(lightness)
+    _, confidence = exemplar.transfer(prepared, features, lightness)
     return float(np.mean(confidence >= ALBUM_CONFIDENT))
+
+
+def match_verdict(share: float) -> str:
+    """What an album's report says of a photo whose ``reference_match`` is ``share``."""
+    return "matched the reference" if share >= ALBUM_MATCHED_SHARE else "fell back"
 
 
 def find_inputs(patterns: list[str], recursive: bool) -> tuple[list[tuple[Path, Path]], list[str]]:
@@ -398,8 +412,7 @@ def album_lines(report: BatchReport) -> list[str]:
         f"{len(report.matched) - len(matched)} fell back to the automatic colours"
     ]
     for src, share in sorted(report.matched.items()):
-        how = "matched the reference" if share >= ALBUM_MATCHED_SHARE else "fell back"
-        lines.append(f"  {src}: {how} ({share:.0%} of the photo matched)")
+        lines.append(f"  {src}: {match_verdict(share)} ({share:.0%} of the photo matched)")
     return lines
 
 

@@ -536,3 +536,41 @@ def test_a_16_bit_photo_takes_the_float_path(server, constant):
     expected = constant.colorize(np.dstack([deep] * 3)) / 257  # uint16 in, uint16 out
     assert result.dtype == np.uint8 and result.shape == (64, 96, 3)
     np.testing.assert_allclose(result, expected, atol=1)
+
+
+def test_a_reference_answer_says_whether_the_photo_matched_it(tmp_path):
+    """With a model that has an encoder, ``/v1/colorize`` with a reference says, as an album's
+    report does, how much of the photo matched it: the reference's own scene matches, an
+    unrelated pattern falls back; without a reference the headers are absent."""
+    from colorizer.server.images import MATCH_HEADER, MATCH_SHARE_HEADER
+    from tests.guidance.scenes import grey_of, scene
+
+    def png(rgb: np.ndarray) -> bytes:
+        buffer = io.BytesIO()
+        Image.fromarray(np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8)).save(buffer, "PNG")
+        return buffer.getvalue()
+
+    y, x = np.mgrid[0:96, 0:128]
+    rings = (np.sin(np.hypot(x - 64, y - 48) / 3) * 0.5 + 0.5).astype(np.float32)
+    photos = {"scene": grey_of(scene(seed=1)), "rings": np.dstack([rings] * 3)}
+    encoder = Colorizer("colornet-v2", size=128, device="cpu", backend="torch")
+    app = create_app(settings(tmp_path, model="colornet-v2"), colorizers={"colornet-v2": encoder})
+    with LiveServer(app) as live:
+        answers = {
+            name: httpx.post(
+                f"{live.url}/v1/colorize",
+                files={
+                    "image": ("photo.png", png(photo), "image/png"),
+                    "reference": ("reference.png", png(scene()), "image/png"),
+                },
+                timeout=120,
+            )
+            for name, photo in photos.items()
+        }
+        plain = post_image(live.url, png(photos["scene"]))
+    assert all(a.status_code == 200 for a in answers.values()), answers
+    assert answers["scene"].headers[MATCH_HEADER] == "matched the reference"
+    assert answers["rings"].headers[MATCH_HEADER] == "fell back"
+    shares = {name: float(a.headers[MATCH_SHARE_HEADER]) for name, a in answers.items()}
+    assert shares["scene"] >= 0.4 > shares["rings"]
+    assert plain.status_code == 200 and MATCH_HEADER not in plain.headers

@@ -406,7 +406,6 @@ def test_an_album_is_coloured_from_one_reference(server, page, tmp_path):
     page.get_by_role("button", name="Colorize album").click()
     page.wait_for_selector('#album[data-state="done"][data-done="2"]')
     statuses = page.locator(".album-status").all_inner_texts()
-    assert statuses[:2] == ["coloured with the reference"] * 2
     assert "cannot read the uploaded image" in statuses[2]  # the others go on without it
     assert page.locator('.album-item[data-state="error"]').count() == 1
 
@@ -425,6 +424,10 @@ def test_an_album_is_coloured_from_one_reference(server, page, tmp_path):
         got = np.asarray(Image.open(io.BytesIO(bytes(shown))).convert("RGB"), dtype=np.int16)
         want = np.asarray(Image.open(io.BytesIO(direct.content)).convert("RGB"), dtype=np.int16)
         assert got.shape == want.shape and np.abs(got - want).max() <= 1
+        # ... and says, as the server says it, whether the photo matched the reference.
+        share = float(direct.headers["X-Reference-Match-Share"])
+        verdict = direct.headers["X-Reference-Match"]
+        assert statuses[index] == f"{verdict} ({int(share * 100 + 0.5)}% of the photo matched)"
 
     # One hinted photo as the reference: open it, hint it, use its result for the album.
     if not page.evaluate("state.features.hints"):
@@ -441,7 +444,7 @@ def test_an_album_is_coloured_from_one_reference(server, page, tmp_path):
     page.wait_for_selector('#album[data-state="done"][data-done="2"]')
     assert bytes(page.evaluate(SENT_FILE_JS, ["POST /v1/colorize", "reference"])) == used
     statuses = page.locator(".album-status").all_inner_texts()
-    assert statuses[:2] == ["coloured with the reference"] * 2
+    assert all(s.startswith(("matched the reference (", "fell back (")) for s in statuses[:2])
     assert [error for error in errors if "status of 400" not in error] == []
 
 

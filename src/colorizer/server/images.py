@@ -21,10 +21,11 @@ from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from PIL import Image
 
+from colorizer import batch
 from colorizer.errors import ColorizerError, WeightsError
 from colorizer.guidance import Guidance, parse_hints
 from colorizer.imageio import Pixels8
-from colorizer.pipeline import Colorizer
+from colorizer.pipeline import Colorizer, picture_lightness
 from colorizer.server.errors import ApiError, weights_message
 from colorizer.server.jobs import Cancelled, OverBudget, QueueFull, public_message, scrub_paths
 from colorizer.server.models import UnknownModel
@@ -52,6 +53,10 @@ BYTES_PER_PIXEL_SCRIBBLES = 16
 # most max_network_size: a larger 8-bit photo is shrunk in bytes to about this many pixels
 # before it becomes float (7000 x 7000: 50 MB of bytes, not 2.8 GB of float planes).
 SUGGEST_PIXELS = 2_000_000
+# With a reference matched by meaning, the answer says how well the photo matched it (an album's
+# report, per photo: colorizer.batch.reference_match).
+MATCH_SHARE_HEADER = "X-Reference-Match-Share"
+MATCH_HEADER = "X-Reference-Match"
 
 
 def add_image_routes(app: FastAPI, state: ServerState) -> None:
@@ -64,6 +69,18 @@ def add_image_routes(app: FastAPI, state: ServerState) -> None:
                 "content": {"image/png": {}, "image/jpeg": {}},
                 "description": "the colorized image at full resolution; PNG unless `Accept` "
                 "prefers image/jpeg",
+                "headers": {
+                    MATCH_SHARE_HEADER: {
+                        "description": "with a reference and a model with an encoder: the "
+                        "share of the photo matched to the reference, 0..1",
+                        "schema": {"type": "string"},
+                    },
+                    MATCH_HEADER: {
+                        "description": "with a reference and a model with an encoder: "
+                        "'matched the reference' or 'fell back' (to the automatic colours)",
+                        "schema": {"type": "string"},
+                    },
+                },
             },
             **ERRORS,
             406: {"model": ErrorBody, "description": "`Accept` allows neither PNG nor JPEG"},
@@ -117,7 +134,7 @@ def add_image_routes(app: FastAPI, state: ServerState) -> None:
         work = ImageWork(state, files, merged, fmt)
         body = await run_image(state, work, work.colorize)
         media = "image/jpeg" if fmt == "jpeg" else "image/png"
-        return Response(body, media_type=media, headers={"Cache-Control": "no-store"})
+        return Response(body, media_type=media, headers=work.headers())
 
     @app.post(
         "/v1/suggest",
@@ -175,6 +192,7 @@ class ImageWork:
         )
         self.options, self.fmt = options, fmt
         self.cancelled = threading.Event()  # set when the request gives up (504, disconnect)
+        self.reference_match: float | None = None  # share of the photo matched to a reference
 
     def colorize(self) -> bytes:
         try:
@@ -191,7 +209,12 @@ class ImageWork:
                     rgb = colorizer.colorize_pixels(photo)
                 else:
                     guidance = self._guidance(photo.rgb.shape[1::-1])
+                    album = batch.prepare_album(colorizer, guidance)
+                    if album is not None:  # a reference matched by meaning: say how well
+                        guidance = album.guidance
                     (rgb,) = colorizer.colorize_pictures([photo], guidance)
+                    if album is not None:
+                        self._measure_match(colorizer, photo, album)
                 self._go_on()
                 marked = colorizer.marked(photo)
                 return encode(self.state.temp, rgb, photo.alpha, self.fmt, marked)
@@ -199,6 +222,21 @@ class ImageWork:
             raise self._public(exc) from None
         finally:
             self.uploads.cleanup()
+
+    def _measure_match(self, colorizer: Colorizer, photo: Any, album: batch.Album) -> None:
+        """How much of the photo matched its reference, as an album's report says it."""
+        runner = colorizer.for_hints() if album.guidance.wants_hint_model else colorizer
+        lightness = picture_lightness(photo)
+        self.reference_match = batch.reference_match(runner, lightness, album.exemplar)
+
+    def headers(self) -> dict[str, str]:
+        """The answer's headers: no caching; with a reference matched by meaning, the share
+        of the photo that matched it and the album report's verdict."""
+        headers = {"Cache-Control": "no-store"}
+        if self.reference_match is not None:
+            headers[MATCH_SHARE_HEADER] = f"{self.reference_match:.3f}"
+            headers[MATCH_HEADER] = batch.match_verdict(self.reference_match)
+        return headers
 
     def suggest(self, x: float, y: float, k: int) -> list[dict]:
         try:

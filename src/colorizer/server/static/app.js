@@ -986,17 +986,27 @@ async function runAlbum() {
   }
 }
 
+// The server says how much of a photo matched the reference (models with an encoder), as the
+// command line's album report does: "matched the reference" or "fell back".
+function referenceVerdict(xhr) {
+  const verdict = xhr.getResponseHeader("X-Reference-Match");
+  const share = Number(xhr.getResponseHeader("X-Reference-Match-Share"));
+  if (!verdict) return "coloured with the reference";
+  return `${verdict} (${Math.round(share * 100)}% of the photo matched)`;
+}
+
 async function colorizeAlbumPhoto(item, reference) {
   const form = new FormData();
   form.append("image", item.file, "image");
   commonFields(form);
   if (reference) form.append("reference", reference, "reference");
   try {
-    const blob = await request("POST", "/v1/colorize", form, { blob: true });
+    const pending = request("POST", "/v1/colorize", form, { blob: true });
+    const blob = await pending;
     if (item.resultUrl) URL.revokeObjectURL(item.resultUrl);
     item.resultUrl = URL.createObjectURL(blob);
     item.state = "done";
-    item.message = reference ? "coloured with the reference" : "coloured automatically";
+    item.message = reference ? referenceVerdict(pending.xhr) : "coloured automatically";
   } catch (error) {
     item.state = "error";
     item.message = error.message;

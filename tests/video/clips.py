@@ -107,6 +107,15 @@ def kill_at_frame_write(patch: pytest.MonkeyPatch, number: int) -> None:
     patch.setattr(video_output.SegmentWriter, "write", killed)
 
 
+def interrupt_at_frame_write(monkeypatch: pytest.MonkeyPatch, number: int, run) -> None:
+    """Call ``run()`` with its ``number``-th frame write killed (``kill_at_frame_write``); it
+    must stop there, as a killed run would."""
+    with monkeypatch.context() as patch:
+        kill_at_frame_write(patch, number)
+        with pytest.raises(KeyboardInterrupt):
+            run()
+
+
 def assert_same_frames(clip_a: Path, clip_b: Path) -> None:
     """Both films decode to the same frames at the same timestamps, bit for bit."""
     for (pts_a, a), (pts_b, b) in zip(decoded_frames(clip_a), decoded_frames(clip_b), strict=True):

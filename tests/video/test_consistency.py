@@ -22,7 +22,7 @@ from tests.video.clips import (
     OPTIONS,
     assert_same_frames,
     decoded_frames,
-    kill_at_frame_write,
+    interrupt_at_frame_write,
     write_clip,
 )
 
@@ -144,10 +144,9 @@ def test_refiner_video_resumes_exactly(colorizer, clip, tmp_path, refiner_weight
     clean = tmp_path / "clean.mp4"
     colorize_video(colorizer, clip, clean, options)
     resumed = tmp_path / "resumed.mp4"
-    with monkeypatch.context() as patch:
-        kill_at_frame_write(patch, 18)  # inside the second segment of two
-        with pytest.raises(KeyboardInterrupt):
-            colorize_video(colorizer, clip, resumed, options)
+    interrupt_at_frame_write(
+        monkeypatch, 18, lambda: colorize_video(colorizer, clip, resumed, options)
+    )  # inside the second segment of two
     report = colorize_video(colorizer, clip, resumed, options)
     assert report.resumed_segments == 1
     assert_same_frames(clean, resumed)

@@ -27,7 +27,7 @@ from tests.video.clips import (
     WIDTH,
     assert_same_frames,
     decoded_frames,
-    kill_at_frame_write,
+    interrupt_at_frame_write,
     moving_shapes,
     video_stream,
 )
@@ -154,10 +154,9 @@ def test_resume_with_keyframes_matches_an_uninterrupted_run(
     colorize_video(colorizer, two_shots, clean, options)
 
     resumed = tmp_path / "resumed.mp4"
-    with monkeypatch.context() as patch:
-        kill_at_frame_write(patch, 15)  # inside the third segment of four
-        with pytest.raises(KeyboardInterrupt):
-            colorize_video(colorizer, two_shots, resumed, options)
+    interrupt_at_frame_write(
+        monkeypatch, 15, lambda: colorize_video(colorizer, two_shots, resumed, options)
+    )  # inside the third segment of four
     report = colorize_video(colorizer, two_shots, resumed, options)
 
     assert report.resumed_segments == 2
@@ -170,10 +169,9 @@ def test_changed_keyframes_start_the_parts_afresh(colorizer, two_shots, tmp_path
     key = write_png(keys / "f000000.png", two_shot_frame(0))
     options = VideoOptions(segment_seconds=0.5, batch_size=4, keyframes=str(keys))
     out = tmp_path / "film.mp4"
-    with monkeypatch.context() as patch:
-        kill_at_frame_write(patch, 15)
-        with pytest.raises(KeyboardInterrupt):
-            colorize_video(colorizer, two_shots, out, options)
+    interrupt_at_frame_write(
+        monkeypatch, 15, lambda: colorize_video(colorizer, two_shots, out, options)
+    )
     write_png(key, 255 - two_shot_frame(0))  # other colours, same file name
     report = colorize_video(colorizer, two_shots, out, options)
     assert report.resumed_segments == 0

@@ -20,7 +20,7 @@ from tests.video.clips import (
     assert_same_frames,
     audio_packets,
     decoded_frames,
-    kill_at_frame_write,
+    interrupt_at_frame_write,
     moving_shapes,
     video_stream,
     write_clip,
@@ -52,10 +52,9 @@ def test_resume_after_kill_matches_an_uninterrupted_run(colorizer, clip, tmp_pat
     colorize_video(colorizer, clip, clean, OPTIONS)
 
     resumed = tmp_path / "resumed.mp4"
-    with monkeypatch.context() as patch:
-        kill_at_frame_write(patch, 15)  # inside the third segment of six
-        with pytest.raises(KeyboardInterrupt):
-            colorize_video(colorizer, clip, resumed, OPTIONS)
+    interrupt_at_frame_write(
+        monkeypatch, 15, lambda: colorize_video(colorizer, clip, resumed, OPTIONS)
+    )  # inside the third segment of six
     parts = tmp_path / "resumed.mp4.parts"
     assert not resumed.exists()
     assert not list(parts.glob("*partial*"))

@@ -109,6 +109,19 @@ def test_shipped_model_colours_match_pytorch_on_a_photo(home):
 
 
 @needs_openvino
+def test_the_encoder_runs_on_openvino_as_on_pytorch_and_its_export_is_cached(home):
+    rng = np.random.default_rng(1)
+    lightness = cv2.GaussianBlur(rng.uniform(0, 100, (72, 128)).astype(np.float32), (0, 0), 3)
+    on_torch = Colorizer(backend="torch").encoder_features(lightness)
+    fast = Colorizer(backend="openvino").encoder_features(lightness)  # exports the encoder
+    np.testing.assert_allclose(fast, on_torch, atol=1e-4)
+    again = Colorizer(backend="openvino")
+    np.testing.assert_array_equal(again.encoder_features(lightness), fast)
+    assert again._net is None  # the cached graph ran: PyTorch's module was never built
+    assert (home / "onnx" / f"{runtime.cache_key(again.name, None, None)}-encoder.onnx").is_file()
+
+
+@needs_openvino
 def test_the_export_is_cached_and_redone_when_the_weights_change(home, constant_weights, tmp_path):
     weights = tmp_path / "constant.safetensors"
     weights.write_bytes(constant_weights.read_bytes())

@@ -111,6 +111,7 @@ class Colorizer:
         self.weights_given = weights
         self._net: torch.nn.Module | None = None
         self._device: torch.device | None = None
+        self._encoder_network: runtime.OpenVinoNetwork | None = None
         backend = backend or os.environ.get("COLORIZER_BACKEND") or "auto"
         if runtime.wants_openvino(backend, str(device)):
             self._device_name = "cpu"
@@ -139,7 +140,7 @@ class Colorizer:
 
     def _start_openvino(self, weights: str | Path | None, size: int | None) -> runtime.ExportRecord:
         """Run on the cached ONNX export of this model, made now if missing or stale."""
-        key = runtime.cache_key(self.name, weights, size)
+        key = self._export_key = runtime.cache_key(self.name, weights, size)
         cached = runtime.cached_export(key)
         given = Path(weights) if weights is not None else None
         if cached is not None and cached[1].matches(given or Path(cached[1].weights)):
@@ -410,11 +411,16 @@ class Colorizer:
         C x h x w float32, unit length at each position, on the grid of the network's square
         input of side ``size`` (default ``self.size``; 256 -> 32 x 32).
 
-        Computed on the PyTorch module whatever the backend, like ``confidence``. A model
-        without an encoder raises a ``ColorizerError`` naming the models with one."""
+        On OpenVINO (at the exported side) the encoder runs as an exported graph of its own,
+        made on first use; else on the PyTorch module. A model without an encoder raises a
+        ``ColorizerError`` naming the models with one."""
         refusal = encoder_refusal(self.name, self.arch)
         if refusal is not None:
             raise ColorizerError(refusal)
+        side = self.size if size is None else size
+        if isinstance(self.network, runtime.OpenVinoNetwork) and side == self.record.input_size:
+            features = self._openvino_encoder()(self._small([lightness], size))[0]
+            return np.ascontiguousarray(features, dtype=np.float32)
         import torch
 
         small = self.network_input([lightness], size).to(self.device)
@@ -423,6 +429,23 @@ class Colorizer:
             features = encode(small)[0].float()
         features = torch.nn.functional.normalize(features, dim=0)
         return np.ascontiguousarray(features.cpu().numpy(), dtype=np.float32)
+
+    def _openvino_encoder(self) -> runtime.OpenVinoNetwork:
+        """The encoder's own OpenVINO graph, from the export cache (exported on first use):
+        a small fraction of the PyTorch pass's time on the CPU (benchmarks/RESULTS.md, "Guided
+        films: keyframes")."""
+        if self._encoder_network is None:
+            from colorizer.models.colornet_v2 import EncoderFeatures
+
+            key = f"{self._export_key}-encoder"
+            cached = runtime.cached_export(key)
+            if cached is not None and cached[1] == self.record:
+                graph = cached[0]
+            else:
+                encoder = EncoderFeatures(self.net)  # type: ignore[arg-type]
+                graph = runtime.save_export(key, encoder, self.record, output="features")
+            self._encoder_network = runtime.OpenVinoNetwork(graph)
+        return self._encoder_network
 
     @property
     def has_encoder(self) -> bool:

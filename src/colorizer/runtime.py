@@ -199,10 +199,10 @@ def record_for(name: str, arch: str, weights: Path, size: int, net: nn.Module) -
     )
 
 
-def save_export(key: str, net: nn.Module, record: ExportRecord) -> Path:
+def save_export(key: str, net: nn.Module, record: ExportRecord, output: str = "ab") -> Path:
     """Export ``net`` into the cache under ``key``, with its record; returns the graph."""
     graph = export_dir() / f"{key}.onnx"
-    export_onnx(net, graph, size=record.input_size)
+    export_onnx(net, graph, size=record.input_size, output=output)
     with atomic_write(export_dir() / f"{key}.json", "w") as f:
         json.dump(asdict(record), f, indent=1)
     cache.trim(keep=[graph])
@@ -212,13 +212,14 @@ def save_export(key: str, net: nn.Module, record: ExportRecord) -> Path:
 # -- export ------------------------------------------------------------------------------------
 
 
-def export_onnx(net: nn.Module, path: str | Path, *, size: int = 256) -> Path:
+def export_onnx(net: nn.Module, path: str | Path, *, size: int = 256, output: str = "ab") -> Path:
     """Write ``net`` (eval mode) as an ONNX graph to ``path``, atomically.
 
     Inputs ``lightness`` (and ``hint_ab``, ``hint_mask`` for models that take hints), output
-    ``ab``, all ``size`` x ``size``; the batch is dynamic. The sides are not: the tracer
-    records the shape arithmetic of TF 'SAME' padding and of the decoder's upsampling as
-    constants, so a graph traced at one side computes wrong maps at another.
+    ``output`` (``ab``; an encoder's ``features``), all ``size`` x ``size``; the batch is
+    dynamic. The sides are not: the tracer records the shape arithmetic of TF 'SAME' padding
+    and of the decoder's upsampling as constants, so a graph traced at one side computes wrong
+    maps at another.
     """
     import torch
 
@@ -230,7 +231,7 @@ def export_onnx(net: nn.Module, path: str | Path, *, size: int = 256) -> Path:
         torch.zeros(1, 2, size, size),
         torch.zeros(1, 1, size, size),
     ][: len(names)]
-    axes = {name: {0: "batch"} for name in [*names, "ab"]}
+    axes = {name: {0: "batch"} for name in [*names, output]}
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as temp, warnings.catch_warnings(), torch.inference_mode():
         # The tracer warns that shape arithmetic becomes constants: true, and why the sides
@@ -241,7 +242,7 @@ def export_onnx(net: nn.Module, path: str | Path, *, size: int = 256) -> Path:
             tuple(example),
             str(temp),
             input_names=names,
-            output_names=["ab"],
+            output_names=[output],
             dynamic_axes=axes,
             opset_version=ONNX_OPSET,
             dynamo=False,

@@ -126,6 +126,19 @@ class ColorNetV2(BinClassifier):
         return self.head(x)
 
 
+class EncoderFeatures(nn.Module):
+    """A colornet's ``encoder_features`` as a module of its own, normalised as exemplar transfer
+    uses them (unit length over all channels at each position): what the pipeline exports for
+    OpenVINO, where a film's exemplar frames run it."""
+
+    def __init__(self, net: ColorNetV2) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, l: torch.Tensor) -> torch.Tensor:  # noqa: E741 - Lab's name
+        return F.normalize(self.net.encoder_features(l), dim=1)
+
+
 MODEL_SPECS = register_models(
     ModelSpec(
         name="colornet-v2",

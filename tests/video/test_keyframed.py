@@ -115,6 +115,36 @@ def test_a_frame_of_a_shot_without_a_keyframe_is_steadied_as_without_keyframes()
         np.testing.assert_array_equal(engine(number, grey, ab), automatic(grey, ab))
 
 
+def test_the_transfer_corrects_model_colours_the_chain_carries_and_nothing_else():
+    from colorizer.guidance.exemplar import Exemplar
+    from colorizer.video.keyframed import CORRECTION_SHARE
+
+    grid = (4, 4)
+    features = np.zeros((8, *grid), np.float32)
+    features[0] = 1  # every cell alike: each matches the keyframe's with full confidence
+    blue = np.broadcast_to(np.float32([-5, -40]), (*grid, 2)).copy()
+    exemplar = Exemplar(features, np.full(grid, 50, np.float32), blue)
+    engine = KeyframePropagator(
+        lambda frame: 0, [0], lambda frame: None, features=lambda lightness: features
+    )
+    grey = np.full((HEIGHT, WIDTH), 128, np.uint8)
+    orange = np.broadcast_to(np.float32([25, 45]), (HEIGHT, WIDTH, 2)).copy()
+    green = np.broadcast_to(np.float32([-40, 30]), (HEIGHT, WIDTH, 2)).copy()
+    nowhere, everywhere = (
+        np.zeros((HEIGHT, WIDTH), np.float32),
+        np.ones((HEIGHT, WIDTH), np.float32),
+    )
+
+    # The chain carries the model's own orange where the keyframe shows blue: corrected.
+    out = engine._corrected(exemplar, grey, orange, orange, nowhere, everywhere)
+    np.testing.assert_allclose(out, orange + CORRECTION_SHARE * (blue[0, 0] - orange), atol=0.05)
+    # The chain carries colours the model does not predict (the keyframe's): kept.
+    out = engine._corrected(exemplar, grey, orange, green, nowhere, everywhere)
+    np.testing.assert_allclose(out, green, atol=0.05)
+    # The direct flow reaches everywhere: no transfer at all.
+    assert engine._corrected(exemplar, grey, orange, orange, everywhere, everywhere) is orange
+
+
 # --------------------------------------------------------------------------- on a film
 
 

@@ -155,15 +155,11 @@ def guided_filter(guide: np.ndarray, source: np.ndarray, radius: int, epsilon: f
     return slope * guide[..., None] + offset
 
 
-def full_resolution_ab(
-    lightness: np.ndarray,
-    ab: np.ndarray,
-    confidence: np.ndarray,
-    automatic_ab: np.ndarray | None = None,
-) -> np.ndarray:
+def full_resolution_match(
+    lightness: np.ndarray, ab: np.ndarray, confidence: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """The matched grid (ab h x w x 2, confidence h x w) at the photo's size (``lightness``,
-    H x W L*), edge-aware, blended with the automatic model's ab (any grid size) by the
-    confidence; without ``automatic_ab``, the matched colours alone.
+    H x W L*), edge-aware: (ab H x W x 2, confidence H x W in [0, 1]), float32.
 
     The guided filter runs on a copy at most ``GUIDE_WORK_SIDE`` pixels a side and its linear
     coefficients are scaled up (He & Sun's fast guided filter): the colours come from a 32 x 32
@@ -181,9 +177,29 @@ def full_resolution_ab(
     slope = resize_plane(slope, height, width).reshape(height, width, 3)
     offset = resize_plane(offset, height, width).reshape(height, width, 3)
     filtered = slope * guide[..., None] + offset
-    matched = filtered[..., :2]
+    return (
+        np.ascontiguousarray(filtered[..., :2], dtype=np.float32),
+        np.ascontiguousarray(np.clip(filtered[..., 2], 0, 1), dtype=np.float32),
+    )
+
+
+def full_resolution_ab(
+    lightness: np.ndarray,
+    ab: np.ndarray,
+    confidence: np.ndarray,
+    automatic_ab: np.ndarray | None = None,
+) -> np.ndarray:
+    """The matched grid (ab h x w x 2, confidence h x w) at the photo's size (``lightness``,
+    H x W L*; ``full_resolution_match``), blended with the automatic model's ab (any grid
+    size) by the confidence; without ``automatic_ab``, the matched colours alone."""
+    matched, trust = full_resolution_match(lightness, ab, confidence)
     if automatic_ab is None:
-        return np.ascontiguousarray(matched, dtype=np.float32)
-    trust = np.clip(filtered[..., 2:], 0, 1)
-    automatic = resize_plane(np.ascontiguousarray(automatic_ab, np.float32), height, width)
-    return np.ascontiguousarray(trust * matched + (1 - trust) * automatic, dtype=np.float32)
+        return matched
+    automatic = resize_plane(np.ascontiguousarray(automatic_ab, np.float32), *lightness.shape)
+    return blend_by_confidence(matched, trust, automatic)
+
+
+def blend_by_confidence(matched: np.ndarray, trust: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """``matched`` ab where ``trust`` is 1, ``fallback`` where it is 0 (H x W x 2, H x W)."""
+    mixed = fallback + trust[..., None] * (matched - fallback)
+    return np.ascontiguousarray(mixed, dtype=np.float32)

@@ -11,8 +11,13 @@ resume. Then, frame by frame at work resolution, four candidates for ab:
     large motion the direct flow cannot span. It is the base everywhere (a) is not taken, even
     where its own flow is not trusted: flat sky and noise fail the flow tests without being
     wrong, and the carried colours measured far closer to the truth there than the model's;
-(c) exemplar transfer from the keyframe (``colorizer.guidance.exemplar``) where neither flow is
-    trusted (new or uncovered content), on every ``EXEMPLAR_EVERY``-th frame (an encoder pass);
+(c) exemplar transfer from the keyframe (``colorizer.guidance.exemplar``) on every
+    ``EXEMPLAR_EVERY``-th frame (an encoder pass), where the direct flow is not trusted: it
+    fills what neither flow reaches (new or uncovered content), and it corrects the chain
+    where the chain still carries the model's colours but the keyframe shows, with confidence,
+    the same thing coloured otherwise (a bottle brought in by a hand keeps the hand's
+    model-coloured orange along the chain until the transfer sees it is one of the keyframe's
+    blue bottles);
 (d) the automatic model's ab, inside (c): the transfer blends it in where nothing matched.
 
 Shots without a keyframe are coloured as without keyframes (the model's ab steadied along the
@@ -33,7 +38,13 @@ import numpy as np
 
 from colorizer import planes
 from colorizer.errors import ColorizerError
-from colorizer.guidance.exemplar import Exemplar, full_resolution_ab, make_exemplar, transfer
+from colorizer.guidance.exemplar import (
+    Exemplar,
+    blend_by_confidence,
+    full_resolution_match,
+    make_exemplar,
+    transfer,
+)
 from colorizer.video import flow
 from colorizer.video.consistency import (
     DEFAULT_FLOW,
@@ -61,6 +72,16 @@ if TYPE_CHECKING:
 # flow carries what it filled in.
 EXEMPLAR_EVERY = 3
 EXEMPLAR_UNCOVERED = 0.02
+# Each exemplar frame moves this share of the way to the transfer's colours: where neither flow
+# reaches (NOVEL_SHARE), and where the chain's colours are the model's and the match is
+# confident (CORRECTION_SHARE, times the match's confidence). Halves measured better than whole
+# steps on the shared clips (benchmarks/RESULTS.md, "Guided films: keyframes").
+NOVEL_SHARE = 0.5
+CORRECTION_SHARE = 0.5
+# Chained colours within about this ab distance of the model's own prediction are taken to have
+# come from the model (filled in where the keyframe did not reach) rather than from the keyframe,
+# which the model rarely matches: only those are corrected.
+MODEL_LIKE_AB = 20.0
 # As in FlowPropagator: trust masks softened inwards over this many work pixels.
 _MASK_BLUR = 5
 
@@ -306,10 +327,10 @@ class KeyframePropagator:
         direct_trust, direct = direct_job.result()
         base = chained
         if key.exemplar is not None and ab is not None and frame % EXEMPLAR_EVERY == 0:
-            base = self._novel(key.exemplar, grey, ab, chained, direct_trust, chained_trust)
+            base = self._corrected(key.exemplar, grey, ab, chained, direct_trust, chained_trust)
         return base + direct_trust[..., None] * (direct - base)
 
-    def _novel(
+    def _corrected(
         self,
         exemplar: Exemplar,
         grey: np.ndarray,
@@ -318,25 +339,36 @@ class KeyframePropagator:
         direct_trust: np.ndarray,
         chained_trust: np.ndarray,
     ) -> np.ndarray:
-        """Exemplar transfer (blended with the model by its confidence) where neither flow
-        reaches, when enough of the frame is uncovered to be worth an encoder pass."""
-        uncovered = (1 - direct_trust) * (1 - chained_trust)
-        if float(uncovered.mean()) <= EXEMPLAR_UNCOVERED:
+        """The chain corrected by exemplar transfer where the direct flow does not reach, when
+        enough of the frame is outside it to be worth an encoder pass: filled where the chain
+        is not trusted either, corrected where it carries the model's colours (see the module)."""
+        outside = 1 - direct_trust
+        if float(outside.mean()) <= EXEMPLAR_UNCOVERED:
             return chained
-        novel = self._transferred(exemplar, grey, ab)
-        return chained + uncovered[..., None] * (novel - chained)
+        matched, confidence = self._match(exemplar, grey)
+        novel = blend_by_confidence(matched, confidence, ab)
+        uncovered = outside * (1 - chained_trust)
+        base = chained + (NOVEL_SHARE * uncovered)[..., None] * (novel - chained)
+        model_like = np.exp(-np.square(chained - ab).sum(axis=-1) / MODEL_LIKE_AB**2)
+        correction = CORRECTION_SHARE * outside * chained_trust * confidence * model_like
+        return base + correction[..., None] * (matched - base)
 
-    def _transferred(self, exemplar: Exemplar, grey: np.ndarray, ab: np.ndarray) -> np.ndarray:
-        """The exemplar's colours where it matches this frame, the model's elsewhere."""
-        if self.features is None:
-            return ab
+    def _match(self, exemplar: Exemplar, grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The exemplar's colours matched onto this frame, and the match's confidence, both at
+        work size."""
         self.transfers += 1
         lightness = work_lightness(grey)
         features = self._given_features
         if features is None:
             features = self.frame_features(grey)
         matched, confidence = transfer(exemplar, features, lightness)
-        return full_resolution_ab(lightness, matched, confidence, ab)
+        return full_resolution_match(lightness, matched, confidence)
+
+    def _transferred(self, exemplar: Exemplar, grey: np.ndarray, ab: np.ndarray) -> np.ndarray:
+        """The exemplar's colours where it matches this frame, the model's elsewhere."""
+        if self.features is None:
+            return ab
+        return blend_by_confidence(*self._match(exemplar, grey), ab)
 
 
 # --------------------------------------------------------------------------- on a film

@@ -307,7 +307,7 @@ def _one_image(name="shot1.png", time=0.0):
         (None, [("shot1.png", colour_png())], None, "keyframe_images shot1.png: not named by"),
         (None, [("f000012.png", colour_png())], None, "frame 12 is outside the film"),
         (None, [("../f1.png", colour_png())], None, "is not an image file name"),
-        (None, [], grey_png(), "reference: the image has no colour"),
+        (None, [], grey_png(), "reference: the reference photo has no colour"),
         (None, [], b"not an image", "reference:"),
     ],
     ids=[

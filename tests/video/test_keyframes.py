@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from colorizer import imageio
+from colorizer.errors import ColorizerError
 from colorizer.guidance.hints import PointHint
 from colorizer.video.keyframes import (
     KeyframeError,
@@ -123,8 +124,21 @@ def test_a_reference_may_have_any_size_but_needs_colour(tmp_path):
     assert read_reference(small).shape == (30, 40, 3)
     grey = tmp_path / "grey.png"
     imageio.write_image(grey, np.full((30, 40, 3), 0.4, np.float32))
-    with pytest.raises(KeyframeError, match=r"grey\.png: the image has no colour"):
+    with pytest.raises(KeyframeError, match=r"grey\.png: the reference photo has no colour"):
         read_reference(grey)
+
+
+def test_a_films_reference_follows_the_rule_of_a_photos_reference(tmp_path):
+    from colorizer.guidance.reference import read_reference as photo_reference
+
+    # A sepia print: one tint over a grey photo, strong enough for a keyframe to keep.
+    ramp = np.linspace(0.2, 0.9, 40, dtype=np.float32)[None, :, None]
+    sepia = tmp_path / "sepia.png"
+    imageio.write_image(sepia, np.broadcast_to(ramp * np.float32([1.0, 0.85, 0.65]), (30, 40, 3)))
+    with pytest.raises(ColorizerError, match="no colour to transfer"):
+        photo_reference(sepia)
+    with pytest.raises(KeyframeError, match=r"sepia\.png: the reference photo has no colour"):
+        read_reference(sepia)
     with pytest.raises(KeyframeError, match="no such reference photo"):
         read_reference(tmp_path / "missing.png")
 

@@ -45,6 +45,7 @@ import numpy as np
 
 from colorizer import imageio, planes
 from colorizer.errors import ColorizerError
+from colorizer.guidance import reference
 from colorizer.guidance.hints import PointHint, check_inside, parse_hints
 from colorizer.video.source import SourceInfo, VideoReadError, open_input, video_stream
 
@@ -351,11 +352,17 @@ def read_colour_image(path: Path, where: str, role: str) -> np.ndarray:
 
 
 def read_reference(path: str | Path) -> np.ndarray:
-    """The ``--reference`` photo (any size) as H x W x 3 float32 sRGB; it must have colour."""
+    """The ``--reference`` photo (any size) as H x W x 3 float32 sRGB, by the rule a photo's
+    ``--reference`` follows (``guidance.reference.read_reference``: real colour, not grey nor
+    one tint such as sepia), so a film and an album accept the same photos. A keyframe
+    (``read_colour_image``) may be nearly grey: it is that shot's own colour."""
     path = Path(path)
     if not path.is_file():
         raise KeyframeError(f"{path}: no such reference photo")
-    return read_colour_image(path, str(path), "colour reference")
+    try:
+        return reference.read_reference(path)
+    except ColorizerError as exc:
+        raise KeyframeError(str(exc)) from None
 
 
 def has_colour(rgb: np.ndarray) -> bool:

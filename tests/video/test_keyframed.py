@@ -158,8 +158,14 @@ def test_a_keyframe_at_a_cut_colours_only_its_own_shot(colorizer, two_shots, tmp
     report = colorize_video(colorizer, two_shots, keyed, replace(options, keyframes=str(keys)))
     assert report.scene_cuts == 1
     plain_frames, keyed_frames = decoded_frames(plain), decoded_frames(keyed)
-    for number in range(CUT):  # the first shot: the automatic colours, bit for bit
-        np.testing.assert_array_equal(plain_frames[number][1], keyed_frames[number][1])
+    # The first shot: the automatic colours. Not compared bit for bit: the first film a process
+    # colorizes comes out, now and then, one level off in a few pixels of one frame (seen with
+    # two plain runs alike, on both backends, under load: float rounding, not the keyframes).
+    # The engine itself equals FlowPropagator to the bit there (the test above); a keyframe's
+    # colours leaking into this shot would move it by tens of levels.
+    for number in range(CUT):
+        plain, keyed = (f[number][1].astype(np.int16) for f in (plain_frames, keyed_frames))
+        assert np.abs(plain - keyed).max() <= 1, number
     for number in (CUT, SHOT_FRAMES - 1):  # the second: the keyframe's colours, moved along
         truth = planes.rgb_to_lab_image(two_shot_frame(number).astype(np.float32) / 255)
         errors = {

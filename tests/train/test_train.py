@@ -276,6 +276,32 @@ def test_export_round_trip(straight_run, tmp_path):
     assert "`colornet`" in card and "6 colour photos" in card and '"auc": 0.9' in card
 
 
+def test_export_averages_several_runs_weights(straight_run, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from colorizer.errors import ColorizerError
+
+    single = export(straight_run / "checkpoint.pt", tmp_path / "one.safetensors")[0]
+    shifted = tmp_path / "shifted.safetensors"  # another "run": every weight 1.0 higher
+    tensors = load_file(str(single))
+    moved = {k: v + 1.0 if v.is_floating_point() else v for k, v in tensors.items()}
+    save_file(moved, str(shifted), read_metadata(single))
+    written = export([straight_run / "checkpoint.pt", shifted], tmp_path / "soup.safetensors")
+    averaged = load_file(str(written[0]))
+    for key, value in tensors.items():
+        expected = value + 0.5 if value.is_floating_point() else value
+        torch.testing.assert_close(averaged[key], expected, rtol=0, atol=1e-6)
+    sources = json.loads(read_metadata(written[0])["average_of"])
+    assert sources == [f"{straight_run.name}/checkpoint.pt", f"{tmp_path.name}/shifted.safetensors"]
+    card = written[1].read_text()
+    assert "## Weight average" in card and str(tmp_path) not in card
+    # Weights of another architecture or other arguments are refused, naming the file.
+    other = tmp_path / "other.safetensors"
+    save_file(moved, str(other), {**read_metadata(single), "kwargs": json.dumps({"width": 16})})
+    with pytest.raises(ColorizerError, match=r"other\.safetensors: a colornet with arguments"):
+        export([straight_run / "checkpoint.pt", other], tmp_path / "bad.safetensors")
+
+
 def test_weights_files_bring_their_constructor_arguments(straight_run, tmp_path):
     # A network trained with model_kwargs (here width 8; colornet-v2's variant alike) loads with
     # --weights alone: checkpoints and exported files record the arguments.

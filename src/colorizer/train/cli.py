@@ -79,11 +79,17 @@ def add_train_parser(commands) -> None:
         "checked against PyTorch on OpenVINO when it is installed.",
         epilog="examples:\n"
         "  colorize export runs/colornet-v2/checkpoint.pt --out colornet-v2.safetensors\n"
+        "  colorize export runs/a/checkpoint.pt runs/b/checkpoint.pt --out averaged.safetensors\n"
         "  colorize export --format onnx --model colornet-v2 --out colornet-v2.onnx\n"
         "  colorize export --format onnx runs/colornet-v2/checkpoint.pt --out mine.onnx",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    export.add_argument("checkpoint", nargs="?", help="checkpoint.pt written by `colorize train`")
+    export.add_argument(
+        "checkpoint",
+        nargs="*",
+        help="checkpoint.pt written by `colorize train`; several (then also exported "
+        ".safetensors files of the same architecture): their uniform weight average",
+    )
     export.add_argument(
         "--format", choices=["safetensors", "onnx"], default="safetensors", help="(safetensors)"
     )
@@ -115,7 +121,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "onnx":
         return _export_onnx(args)
-    if args.checkpoint is None or args.model:
+    if not args.checkpoint or args.model:
         raise ColorizerError("--format safetensors exports a training checkpoint: give its path")
     from colorizer.train.export import export
 
@@ -127,12 +133,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _export_onnx(args: argparse.Namespace) -> int:
     from colorizer import runtime
 
-    if (args.checkpoint is None) == (args.model is None):
-        raise ColorizerError("--format onnx exports a checkpoint or a --model: give one of them")
-    if args.checkpoint is not None:
+    if bool(args.checkpoint) == (args.model is not None) or len(args.checkpoint) > 1:
+        raise ColorizerError("--format onnx exports one checkpoint or a --model: give one of them")
+    if args.checkpoint:
         from colorizer.train.export import inference_model
 
-        net = inference_model(args.checkpoint)
+        net = inference_model(args.checkpoint[0])
     else:
         from colorizer.weights import MODELS, create_model, ensure_weights
 

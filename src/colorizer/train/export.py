@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from torch import nn
@@ -49,23 +50,32 @@ def inference_model(checkpoint: str | Path) -> nn.Module:
 
 
 def export(
-    checkpoint: str | Path,
+    checkpoint: str | Path | Sequence[str | Path],
     out: str | Path,
     *,
     name: str | None = None,
     metrics: dict | str | Path | None = None,
 ) -> list[Path]:
-    """Write ``out`` (.safetensors) and the model card beside it; returns both paths."""
+    """Write ``out`` (.safetensors) and the model card beside it; returns both paths.
+
+    Several sources (the first a training checkpoint, the others checkpoints or exported files
+    of the same architecture and arguments) write their uniform weight average: a "model soup"
+    (Wortsman et al., ICML 2022), which for runs fine-tuned from the same weights often scores
+    better than any one of them. The card's training facts are the first checkpoint's."""
     from safetensors.torch import save_file
 
+    sources = [checkpoint] if isinstance(checkpoint, str | Path) else list(checkpoint)
     out = Path(out)
     if out.suffix != ".safetensors":
         raise ColorizerError(f"{out}: the exported file must end in .safetensors")
     if isinstance(metrics, str | Path):
         metrics = json.loads(Path(metrics).read_text())
-    state = read_checkpoint(checkpoint)
+    state = read_checkpoint(sources[0])
     kwargs = state["config"]["model_kwargs"]
     model = build(state["arch"], kwargs, state["model"])
+    if len(sources) > 1:
+        others = [_source_state(path, state["arch"], kwargs) for path in sources[1:]]
+        model.load_state_dict(average_states([model.state_dict(), *others]), strict=True)
     name = name or out.stem
     metadata = {
         "format": FORMAT,
@@ -76,14 +86,70 @@ def export(
         "family": state["family"],
         "steps": str(state["step"]),
     }
+    if len(sources) > 1:
+        metadata["average_of"] = json.dumps([_short(path) for path in sources])
     tensors = {key: value.detach().contiguous() for key, value in model.state_dict().items()}
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as temp:
         save_file(tensors, str(temp), metadata)
         os.chmod(temp, 0o644)  # a package data file: readable by every user who installs it
     card = out.with_suffix(".md")
-    card.write_text(model_card(name, out.name, model, state, metrics))
+    text = model_card(name, out.name, model, state, metrics)
+    if len(sources) > 1:
+        text += soup_section(sources)
+    card.write_text(text)
     return [out, card]
+
+
+def average_states(states: list[dict]) -> dict:
+    """The uniform average of state dicts with the same keys and shapes; integer entries (such
+    as BatchNorm's batch counters) are the first's."""
+    averaged = {}
+    for key, first in states[0].items():
+        if first.is_floating_point():
+            total = sum(state[key].double() for state in states)
+            averaged[key] = (total / len(states)).to(first.dtype)
+        else:
+            averaged[key] = first.clone()
+    return averaged
+
+
+def _source_state(path: str | Path, arch: str, kwargs: dict) -> dict:
+    """An averaging source's inference state dict, checked to be of ``arch`` with ``kwargs``."""
+    if Path(path).suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        metadata = read_metadata(path)
+        found = (metadata["arch"], json.loads(metadata["kwargs"]))
+        state = load_file(str(path))
+    else:
+        checkpoint = read_checkpoint(path)
+        found = (checkpoint["arch"], checkpoint["config"]["model_kwargs"])
+        state = checkpoint["model"]
+    if found != (arch, kwargs):
+        raise ColorizerError(
+            f"{path}: a {found[0]} with arguments {found[1]}; the weights averaged must all be "
+            f"{arch} with {kwargs}"
+        )
+    return build(arch, kwargs, state).state_dict()
+
+
+def _short(path: str | Path) -> str:
+    """A source as the card names it: its folder and file name (no machine path)."""
+    path = Path(path)
+    return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
+
+
+def soup_section(sources: Sequence[str | Path]) -> str:
+    lines = [
+        "",
+        "## Weight average",
+        "",
+        f"The uniform average of the weights of {len(sources)} runs from the same starting "
+        "weights (a model soup); the facts above are the first one's:",
+        "",
+    ]
+    return "\n".join(lines + [f"- `{_short(path)}`" for path in sources]) + "\n"
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:

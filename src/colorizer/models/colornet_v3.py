@@ -136,13 +136,14 @@ MODEL_SPECS = register_models(
         input_size=256,
         filename="colornet-v3.safetensors",
         url=None,
-        size_bytes=17_052_608,
-        sha256="289c35c4c2ed33cea1e34e55de7a85eef3adce1a6380a2f8d491dd3eb296cecc",
+        size_bytes=17_052_768,
+        sha256="ea7f3fcaf96fc1276712f840fc3ad595f63e2f0bf138678899520e08b064c716",
         license="MIT (this network); encoder initialised (through colornet-v2) from Apache-2.0 "
         "EfficientNet-Lite0 ImageNet weights; trained on research-use photo sets, see "
         "colornet-v3.md",
-        source="this project: colorize train guided --config configs/colornet-v3.toml, the "
-        "campaign's first run from colornet-v2, see colornet-v3.md",
+        source="this project: the weight average of the colornet-v3 campaign's runs 1, 3, 4 "
+        "and 5 (colorize train guided, then colorize export of the four checkpoints), see "
+        "colornet-v3.md",
         packaged=True,
     ),
 )

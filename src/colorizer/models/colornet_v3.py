@@ -136,13 +136,13 @@ MODEL_SPECS = register_models(
         input_size=256,
         filename="colornet-v3.safetensors",
         url=None,
-        size_bytes=17_052_768,
-        sha256="ea7f3fcaf96fc1276712f840fc3ad595f63e2f0bf138678899520e08b064c716",
+        size_bytes=17_052_800,
+        sha256="9a4c0ab5ed35f963e91362c2e1a96c107b6701161657c691a485510192209a2b",
         license="MIT (this network); encoder initialised (through colornet-v2) from Apache-2.0 "
         "EfficientNet-Lite0 ImageNet weights; trained on research-use photo sets, see "
         "colornet-v3.md",
-        source="this project: the weight average of the colornet-v3 campaign's runs 1, 3, 4 "
-        "and 5 (colorize train guided, then colorize export of the four checkpoints), see "
+        source="this project: the weight average of the colornet-v3 campaign's runs 1, 3, 4, 5 "
+        "and 6 (colorize train guided, then colorize export of the five checkpoints), see "
         "colornet-v3.md",
         packaged=True,
     ),

@@ -116,6 +116,23 @@ def interrupt_at_frame_write(monkeypatch: pytest.MonkeyPatch, number: int, run) 
             run()
 
 
+def assert_resume_matches_clean_run(
+    colorizer, clip: Path, folder: Path, options: VideoOptions, monkeypatch, kill_at: int
+):
+    """Colorize ``clip`` once straight through and once killed at frame write ``kill_at`` then
+    resumed; both films must be the same, bit for bit. Returns the resumed run's report."""
+    from colorizer.video.colorize import colorize_video
+
+    clean, resumed = folder / "clean.mp4", folder / "resumed.mp4"
+    colorize_video(colorizer, clip, clean, options)
+    interrupt_at_frame_write(
+        monkeypatch, kill_at, lambda: colorize_video(colorizer, clip, resumed, options)
+    )
+    report = colorize_video(colorizer, clip, resumed, options)
+    assert_same_frames(clean, resumed)
+    return report
+
+
 def assert_same_frames(clip_a: Path, clip_b: Path) -> None:
     """Both films decode to the same frames at the same timestamps, bit for bit."""
     for (pts_a, a), (pts_b, b) in zip(decoded_frames(clip_a), decoded_frames(clip_b), strict=True):

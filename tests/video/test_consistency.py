@@ -20,9 +20,8 @@ from colorizer.video.refiner import RefinerPropagator
 from tests.video.clips import (
     FRAMES,
     OPTIONS,
-    assert_same_frames,
+    assert_resume_matches_clean_run,
     decoded_frames,
-    interrupt_at_frame_write,
     write_clip,
 )
 
@@ -141,15 +140,10 @@ def test_refiner_propagator_runs_frame_by_frame(refiner_weights):
 
 def test_refiner_video_resumes_exactly(colorizer, clip, tmp_path, refiner_weights, monkeypatch):
     options = VideoOptions(segment_seconds=1.0, batch_size=4, refiner=str(refiner_weights))
-    clean = tmp_path / "clean.mp4"
-    colorize_video(colorizer, clip, clean, options)
-    resumed = tmp_path / "resumed.mp4"
-    interrupt_at_frame_write(
-        monkeypatch, 18, lambda: colorize_video(colorizer, clip, resumed, options)
-    )  # inside the second segment of two
-    report = colorize_video(colorizer, clip, resumed, options)
+    report = assert_resume_matches_clean_run(
+        colorizer, clip, tmp_path, options, monkeypatch, kill_at=18
+    )  # killed inside the second segment of two
     assert report.resumed_segments == 1
-    assert_same_frames(clean, resumed)
 
 
 def test_progress_callback_counts_every_frame(colorizer, clip, tmp_path):

@@ -25,6 +25,7 @@ from tests.video.clips import (
     FPS,
     HEIGHT,
     WIDTH,
+    assert_resume_matches_clean_run,
     assert_same_frames,
     decoded_frames,
     interrupt_at_frame_write,
@@ -186,17 +187,10 @@ def test_resume_with_keyframes_matches_an_uninterrupted_run(
     write_png(keys / "f000003.png", two_shot_frame(3))
     write_png(keys / f"f{CUT + 6:06d}.png", two_shot_frame(CUT + 6))  # mid-shot
     options = VideoOptions(segment_seconds=0.5, batch_size=4, keyframes=str(keys))
-    clean = tmp_path / "clean.mp4"
-    colorize_video(colorizer, two_shots, clean, options)
-
-    resumed = tmp_path / "resumed.mp4"
-    interrupt_at_frame_write(
-        monkeypatch, 15, lambda: colorize_video(colorizer, two_shots, resumed, options)
-    )  # inside the third segment of four
-    report = colorize_video(colorizer, two_shots, resumed, options)
-
+    report = assert_resume_matches_clean_run(
+        colorizer, two_shots, tmp_path, options, monkeypatch, kill_at=15
+    )  # killed inside the third segment of four
     assert report.resumed_segments == 2
-    assert_same_frames(clean, resumed)
 
 
 def test_changed_keyframes_start_the_parts_afresh(colorizer, two_shots, tmp_path, monkeypatch):

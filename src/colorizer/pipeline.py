@@ -423,11 +423,11 @@ class Colorizer:
             return np.ascontiguousarray(features, dtype=np.float32)
         import torch
 
+        from colorizer.models.colornet_v2 import EncoderFeatures
+
         small = self.network_input([lightness], size).to(self.device)
-        encode = getattr(self.net, "encoder_features")  # noqa: B009 - a model's method
         with torch.inference_mode():
-            features = encode(small)[0].float()
-        features = torch.nn.functional.normalize(features, dim=0)
+            features = EncoderFeatures(self.net)(small)[0].float()  # type: ignore[arg-type]
         return np.ascontiguousarray(features.cpu().numpy(), dtype=np.float32)
 
     def _openvino_encoder(self) -> runtime.OpenVinoNetwork:

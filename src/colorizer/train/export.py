@@ -141,6 +141,7 @@ def _short(path: str | Path) -> str:
 
 
 def soup_section(sources: Sequence[str | Path]) -> str:
+    """The model card's section naming the runs a weight average was made of."""
     lines = [
         "",
         "## Weight average",

@@ -88,15 +88,16 @@ def test_better_than_grey_on_held_out_photos(shipped):
 
 
 def test_colornet_v3_ships_with_hints_and_confidence(offline):
-    """colornet-v3 (the campaign's shipped weights, not the default) is in the package, takes
-    point hints natively and gives a per-pixel confidence."""
+    """colornet-v3 (the campaign's shipped weights, not the default) is in the package, has a
+    hint input that its catalogue entry leaves unused (hints correct its automatic colours,
+    which measured better), follows hints, and gives a per-pixel confidence."""
     from colorizer.guidance import Guidance, PointHint
 
     spec = weights.model_spec("colornet-v3")
     assert spec.packaged and spec.size_bytes <= 25 * 2**20
     assert read_metadata(weights.ensure_weights("colornet-v3"))["family"] == "guided"
     v3 = Colorizer("colornet-v3", device="cpu", backend="torch")
-    assert v3.accepts_hints and v3.for_hints() is v3
+    assert v3.record.accepts_hints and not v3.accepts_hints and v3.for_hints() is v3
     grey = street_scene()
     plain = v3.colorize(grey).astype(int)
     blue = Guidance(points=[PointHint(55, 65, "#2050c0", 9)])

@@ -454,8 +454,12 @@ class Colorizer:
 
     @property
     def accepts_hints(self) -> bool:
-        """Whether the model takes point hints natively (``forward(l, hint_ab, hint_mask)``)."""
-        return self.record.accepts_hints
+        """Whether the user's point hints go into the network (``forward(l, hint_ab,
+        hint_mask)``): it has a hint input and its catalogue entry says to use it."""
+        from colorizer.weights import MODELS
+
+        spec = MODELS.get(self.name)
+        return self.record.accepts_hints and (spec is None or spec.native_hints)
 
     def colorize_pictures(
         self,

@@ -65,6 +65,10 @@ class ModelSpec:
     packaged: bool = False
     # The model that takes over when the user gives point hints (one with a hint input).
     hint_model: str | None = None
+    # Whether a network with a hint input is given the user's point hints (then corrected
+    # towards them), or only corrects its automatic colours towards them, as a model without one
+    # does (colorizer.guidance.core): the one that measures better for the model's weights.
+    native_hints: bool = True
 
 
 MODELS: dict[str, ModelSpec] = {}

@@ -21,6 +21,7 @@ from colorizer.guidance import (
     propagate,
     protocol,
     reference,
+    strokes,
 )
 from colorizer.models.colornet_hints import hint_channels
 from tests.support import registered_architecture
@@ -204,6 +205,32 @@ def test_a_hint_recolours_around_it_and_keeps_the_automatic_colours_elsewhere(de
     # Propagating the model's confident colours instead would repaint the textured half
     # (a mean ab change of about 29 there); the hint's correction leaves it alone.
     assert np.abs(hinted[:, 56:, 1:] - automatic[:, 56:, 1:]).mean() < 1.0
+
+
+def test_anchors_are_the_lowest_cell_of_every_tile():
+    score = np.random.default_rng(1).random((19, 13))
+    chosen = strokes.lowest_per_block(score, 6)
+    # Tiles of 6 x 6, the last ones ragged (19 = 6+6+6+1 rows, 13 = 6+6+1 columns): 4 x 3.
+    assert chosen.sum() == 12
+    for top in range(0, 19, 6):
+        for left in range(0, 13, 6):
+            tile = score[top : top + 6, left : left + 6]
+            picked = chosen[top : top + 6, left : left + 6]
+            assert picked.sum() == 1 and tile[picked][0] == tile.min()
+
+
+def test_a_hint_correction_fades_out_a_third_of_the_photo_away(default):
+    # A flat photo: nothing but distance holds the correction back, so it must fade from the
+    # full difference at the hint to none beyond the anchors' reach (a third of the width).
+    image = grey_rgb(np.full((48, 192), 55.0))
+    automatic = planes.rgb_to_lab_image(default.colorize(image))
+    hinted = planes.rgb_to_lab_image(
+        default.colorize(image, Guidance(points=[PointHint(4, 24, "#e01010")]))
+    )
+    change = np.abs(hinted[..., 1:] - automatic[..., 1:]).sum(-1).mean(0)  # per column
+    assert change[:8].mean() > 40  # the hinted red holds at the hint
+    assert change[-48:].max() < 2  # a third of the photo and more away: the model's colours
+    assert change[:64].mean() > change[64:128].mean() > change[128:].mean()
 
 
 def test_propagation_keeps_colours_inside_their_region():

@@ -81,13 +81,33 @@ def confident_cells(entropy: np.ndarray, fraction: float = CONFIDENT_FRACTION) -
     return entropy <= np.quantile(entropy, fraction)
 
 
-def flat_cells(ab_grid: np.ndarray, fraction: float = CONFIDENT_FRACTION) -> np.ndarray:
-    """For models without a distribution: the cells where the predicted ab varies least."""
+def ab_variation(ab_grid: np.ndarray) -> np.ndarray:
+    """Per cell, how much the predicted ab varies around it (|Laplacian| of a plus of b): for
+    models without a distribution, flat colour stands in for confidence."""
     variation = sum(
         np.abs(cv2.Laplacian(np.ascontiguousarray(ab_grid[..., c]), cv2.CV_32F)) for c in range(2)
     )
     assert isinstance(variation, np.ndarray)  # 0 + an array: sum's start value is gone
+    return variation
+
+
+def flat_cells(ab_grid: np.ndarray, fraction: float = CONFIDENT_FRACTION) -> np.ndarray:
+    """For models without a distribution: the cells where the predicted ab varies least."""
+    variation = ab_variation(ab_grid)
     return variation <= np.quantile(variation, fraction)
+
+
+def lowest_per_block(score: np.ndarray, block: int) -> np.ndarray:
+    """The cell of lowest ``score`` in each ``block`` x ``block`` tile of the grid (the last
+    tiles of a side may be smaller): one per tile, so they cover the whole photo."""
+    height, width = score.shape
+    chosen = np.zeros(score.shape, bool)
+    for top in range(0, height, block):
+        for left in range(0, width, block):
+            tile = score[top : top + block, left : left + block]
+            row, col = np.unravel_index(int(np.argmin(tile)), tile.shape)
+            chosen[top + row, left + col] = True
+    return chosen
 
 
 def merge(

@@ -7,7 +7,7 @@ The guiders (``colorizer.guidance.guiders``, one class per kind) are composed so
 
 * Point hints: the network's colours plus a correction, the difference between the hints'
   (and scribbles') colours and the network's, spread by Levin propagation and held at zero at
-  the model's most confident cells far from the hints (``ANCHOR_FRACTION``,
+  the model's most confident cells far from the hints (``ANCHOR_BLOCK``,
   ``ANCHOR_REACH_FRACTION``): a hint recolours its surroundings edge-aware, the far side of
   the photo keeps the model's confident colours. A model that takes hints natively (siggraph17)
   is given them in the published encoding first, so the correction only finishes what the
@@ -53,12 +53,13 @@ from colorizer.prediction import NetworkRequest, Prediction
 DEFAULT_GRID = 256  # hint grid when no network is involved
 # Automatic strokes within 1/24 of the photo's size of a user's stroke give way to it.
 CLEAR_FRACTION = 24
-# A correction (hints and scribbles on the model's colours) is held at zero at the model's most
-# confident cells (the ANCHOR_FRACTION of grid cells with the lowest entropy), but only those
-# farther than 1/ANCHOR_REACH_FRACTION of the photo's longer side from every user stroke: nearer,
-# the correction spreads edge-aware as far as the lightness lets it. Measured on 205 photos of
-# the train split (benchmarks/RESULTS.md, "Hints"): against a quarter of the cells as anchors
-# cleared within 1/24, colornet-v2 with 10 hints 23.86 -> 25.57 dB, with 1 hint 22.71 -> 23.19.
+# A correction (hints and scribbles on the model's colours) is held at zero at anchors: the
+# model's most confident cell (lowest entropy) of each ANCHOR_BLOCK x ANCHOR_BLOCK tile of its
+# grid, so that they cover the photo, and only those farther than 1/ANCHOR_REACH_FRACTION of
+# the photo's longer side from every user stroke: nearer, the correction spreads edge-aware as
+# far as the lightness lets it. Measured on 205 photos of the train split (benchmarks/RESULTS.md,
+# "Hints"): against the confident quarter of the cells cleared within 1/24, colornet-v2 with
+# 10 hints 23.86 -> 25.43 dB, with 1 hint 22.71 -> 22.91.
 ANCHOR_BLOCK = 8
 ANCHOR_REACH_FRACTION = 3
 
@@ -260,8 +261,9 @@ class GuidedPlan:
         """Hints (and scribbles) for a model without a hint input: the ``automatic`` colours
         (full resolution: the network's, or a reference's matched onto them), plus the
         difference between the user's colours and them, propagated edge-aware. The model's
-        confident cells away from the user's strokes anchor that correction at zero, so a hint
-        recolours its region and the rest of the photo keeps the automatic colours."""
+        confident cells far from the user's strokes anchor that correction at zero
+        (``_anchors``), so a hint recolours its surroundings and the far side of the photo keeps
+        the automatic colours."""
         anchors = _anchors(prediction, *self.lightness.shape)
         mine_ab, mine_mask = self._user_strokes()
         reach = max(2, round(max(self.lightness.shape) / ANCHOR_REACH_FRACTION))

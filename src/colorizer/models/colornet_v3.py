@@ -145,9 +145,9 @@ MODEL_SPECS = register_models(
         "and 6 (colorize train guided, then colorize export of the five checkpoints), see "
         "colornet-v3.md",
         packaged=True,
-        # Its hint input, trained for 6 CPU-hours, measured 1.5 dB below correcting its
-        # automatic colours with 10 hints (25.36 against 23.84 dB on 205 photos of the train
-        # split, 1 hint 23.28 against 22.89; benchmarks/RESULTS.md, "Hints").
+        # Its hint input, trained for 6 CPU-hours, measured 1.4 dB below correcting its
+        # automatic colours with 10 hints (23.84 against 25.26 dB on 205 photos of the train
+        # split; 1 hint 22.89 against 23.12; benchmarks/RESULTS.md, "Hints").
         native_hints=False,
     ),
 )

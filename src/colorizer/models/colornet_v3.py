@@ -136,14 +136,14 @@ MODEL_SPECS = register_models(
         input_size=256,
         filename="colornet-v3.safetensors",
         url=None,
-        size_bytes=17_052_800,
-        sha256="9a4c0ab5ed35f963e91362c2e1a96c107b6701161657c691a485510192209a2b",
+        size_bytes=17_052_768,
+        sha256="16db11db42dfde3a425ba462b89e3c63ba46b7568eb71175f28e2f34df7f5a3a",
         license="MIT (this network); encoder initialised (through colornet-v2) from Apache-2.0 "
         "EfficientNet-Lite0 ImageNet weights; trained on research-use photo sets, see "
         "colornet-v3.md",
-        source="this project: the weight average of the colornet-v3 campaign's runs 1, 3, 4, 5 "
-        "and 6 (colorize train guided, then colorize export of the five checkpoints), see "
-        "colornet-v3.md",
+        source="this project: the weight average of the colornet-v3 campaign's runs 7, 8 and 9 "
+        "and the earlier average of runs 1, 3, 4, 5 and 6 (colorize train guided, then "
+        "colorize export), see colornet-v3.md",
         packaged=True,
         # Its hint input, trained for 6 CPU-hours, measured 1.4 dB below correcting its
         # automatic colours with 10 hints (23.84 against 25.26 dB on 205 photos of the train

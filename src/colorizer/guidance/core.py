@@ -244,8 +244,9 @@ class GuidedPlan:
         layers = [g.user_strokes(self.lightness, self.grid) for g in self.users]
         return strokes.merge(layers, *self.lightness.shape)
 
-    def _clear_radius(self) -> int:
-        return max(2, round(max(self.lightness.shape) / CLEAR_FRACTION))
+    def _clear_radius(self, fraction: int = CLEAR_FRACTION) -> int:
+        """1/``fraction`` of the photo's longer side, in pixels (at least 2)."""
+        return max(2, round(max(self.lightness.shape) / fraction))
 
     def _propagated(self, prediction: Prediction | None) -> np.ndarray:
         """The base strokes (cleared near the user's), the user's strokes, propagated."""
@@ -266,7 +267,7 @@ class GuidedPlan:
         the automatic colours."""
         anchors = _anchors(prediction, *self.lightness.shape)
         mine_ab, mine_mask = self._user_strokes()
-        reach = max(2, round(max(self.lightness.shape) / ANCHOR_REACH_FRACTION))
+        reach = self._clear_radius(ANCHOR_REACH_FRACTION)
         _, anchor_mask = strokes.clear_near((None, anchors[1]), mine_mask, reach)
         correction = np.where(mine_mask[..., None], mine_ab - automatic, 0).astype(np.float32)
         correction = propagate.propagate(self.lightness, correction, mine_mask | anchor_mask)

@@ -98,6 +98,33 @@ def test_hints_reach_the_exported_graph(tmp_path):
 
 
 @needs_openvino
+def test_threads_making_their_first_inference_at_once_all_finish(tmp_path):
+    """`colorize image a b` runs one thread per photo on one compiled network; their first
+    inferences once hung for good inside OpenVINO's NumPy bridge (`import_openvino` now sets it
+    up first). A fresh interpreter, as the bridge is set up once per process."""
+    graph = runtime.export_onnx(random_net("colornet"), tmp_path / "net.onnx", size=SIDE)
+    script = f"""
+import threading, numpy as np
+from colorizer.runtime import OpenVinoNetwork
+network = OpenVinoNetwork({str(graph)!r})
+start = threading.Barrier(8)
+def first_inference():
+    start.wait()
+    network(np.zeros((1, 1, {SIDE}, {SIDE}), np.float32))
+threads = [threading.Thread(target=first_inference, daemon=True) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join(60)
+print(sum(thread.is_alive() for thread in threads), "hung")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.strip() == "0 hung", done.stderr
+
+
+@needs_openvino
 def test_shipped_model_colours_match_pytorch_on_a_photo(home):
     rng = np.random.default_rng(0)
     grey = cv2.GaussianBlur(rng.uniform(0, 1, (96, 128)).astype(np.float32), (0, 0), 4)

@@ -96,19 +96,35 @@ def import_openvino() -> Any:
     import sys
 
     with _IMPORT_LOCK:  # another thread must not see a half-imported openvino
-        if "openvino" in sys.modules:  # imported before colorizer: too late to change anything
-            return sys.modules["openvino"]
-        hidden = {name: sys.modules.pop(name) for name in list(sys.modules) if _telemetry(name)}
-        sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]  # -> ImportError
-        try:
-            import openvino
-        finally:
-            del sys.modules["openvino_telemetry"]
-            sys.modules.update(hidden)
+        # imported before colorizer: too late to change anything
+        openvino = sys.modules.get("openvino") or _import_without_telemetry()
+        global _NUMPY_BRIDGE_READY
+        if not _NUMPY_BRIDGE_READY:
+            # OpenVINO's bindings set up their NumPy bridge on first use, inside a C++ static
+            # initialiser that waits for the GIL while another thread, holding the GIL, waits
+            # for that initialiser: two threads making their first inference at once can hang
+            # for good (seen once: `colorize image a.png b.png` beside a training run). Crossing
+            # the bridge here, once and under this lock, takes the race away.
+            np.asarray(openvino.Tensor(np.zeros(1, np.float32)).data)
+            _NUMPY_BRIDGE_READY = True
         return openvino
 
 
+def _import_without_telemetry() -> Any:
+    import sys
+
+    hidden = {name: sys.modules.pop(name) for name in list(sys.modules) if _telemetry(name)}
+    sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]  # -> ImportError
+    try:
+        import openvino
+    finally:
+        del sys.modules["openvino_telemetry"]
+        sys.modules.update(hidden)
+    return openvino
+
+
 _IMPORT_LOCK = threading.Lock()
+_NUMPY_BRIDGE_READY = False
 
 
 def _telemetry(module: str) -> bool:

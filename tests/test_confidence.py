@@ -98,6 +98,9 @@ def test_on_openvino_the_confidence_comes_from_the_pytorch_module(v3, v3_weights
     warm = Colorizer("colornet-v3", weights=v3_weights, size=SIZE, backend="openvino")
     assert warm.backend == "openvino" and warm._net is None
     np.testing.assert_array_equal(warm.confidence(_photo()), v3.confidence(_photo()))
+    # Its colours, averaged with the mirror image's in one batch, as on PyTorch.
+    assert warm.mirror_average and v3.mirror_average
+    assert np.abs(warm.colorize(_photo()).astype(int) - v3.colorize(_photo())).mean() < 0.5
 
 
 def _lightness(grey: np.ndarray) -> np.ndarray:

@@ -105,6 +105,35 @@ def test_shared_between_threads(colorizer):
         np.testing.assert_array_equal(result, expected)
 
 
+def test_mirror_average_is_the_mean_of_the_photo_and_its_mirror_image():
+    """colornet-v3's catalogue entry averages its colours with those of the mirror image, hints
+    mirrored with it. The reference: the same network's plain passes, the second mirrored back."""
+    plain = Colorizer("colornet-v3", size=64, device="cpu", backend="torch", mirror_average=False)
+    averaged = Colorizer("colornet-v3", size=64, device="cpu", backend="torch")
+    assert averaged.mirror_average and not plain.mirror_average
+    assert not Colorizer("colornet-v2", device="cpu", backend="torch").mirror_average
+    rng = np.random.default_rng(0)
+    lightness = [
+        cv2.GaussianBlur(rng.uniform(0, 100, shape).astype(np.float32), (0, 0), 2)
+        for shape in ((48, 80), (70, 50))
+    ]
+    hint_ab = np.zeros((2, 2, 64, 64), np.float32)
+    hint_mask = np.zeros((2, 1, 64, 64), np.float32)
+    hint_ab[:, :, 10:14, 5:9], hint_mask[:, :, 10:14, 5:9] = 50.0, 1.0
+
+    def mirrored(planes):
+        return [np.ascontiguousarray(x[..., ::-1]) for x in planes]
+
+    for hints in (None, (hint_ab, hint_mask)):
+        own = plain.predict_planes(lightness, hints)
+        other = plain.predict_planes(mirrored(lightness), hints and tuple(mirrored(hints)))
+        other = other[:, :, ::-1]  # N x S x S x 2: back along the width
+        assert np.abs(own - other).mean() > 0.5  # not mirror-symmetric: averaging changes it
+        np.testing.assert_allclose(
+            averaged.predict_planes(lightness, hints), (own + other) / 2, atol=1e-3
+        )
+
+
 def test_colour_photo_warns_and_uses_luminance(colorizer, caplog, tmp_path):
     rng = np.random.default_rng(0)
     photo = rng.integers(0, 256, size=(32, 32, 3), dtype=np.uint8)

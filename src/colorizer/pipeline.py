@@ -105,6 +105,7 @@ class Colorizer:
         max_pixels: int | None = imageio.DEFAULT_MAX_PIXELS,
         backend: str | None = None,
         provenance: Provenance | None = None,
+        mirror_average: bool | None = None,
     ) -> None:
         self.name = model or DEFAULT_MODEL
         self.max_pixels = max_pixels
@@ -124,6 +125,7 @@ class Colorizer:
         self.provenance = provenance or _provenance_from_env()
         self.input_multiple = record.input_multiple
         self.size = self.check_size(size or record.input_size)
+        self.mirror_average = self._catalogued("mirror_average", mirror_average)
 
     def _load(self, weights: str | Path | None, size: int | None) -> runtime.ExportRecord:
         """Build the PyTorch module (``self.net``); what the pipeline needs to know of it."""
@@ -456,10 +458,17 @@ class Colorizer:
     def accepts_hints(self) -> bool:
         """Whether the user's point hints go into the network (``forward(l, hint_ab,
         hint_mask)``): it has a hint input and its catalogue entry says to use it."""
+        return self.record.accepts_hints and self._catalogued("native_hints")
+
+    def _catalogued(self, setting: str, given: bool | None = None) -> bool:
+        """``given``, else the model's catalogue entry's ``setting``, else the field's default
+        (a model known only by its weights file has no entry)."""
+        from colorizer.registry import ModelSpec
         from colorizer.weights import MODELS
 
-        spec = MODELS.get(self.name)
-        return self.record.accepts_hints and (spec is None or spec.native_hints)
+        if given is not None:
+            return given
+        return getattr(MODELS.get(self.name, ModelSpec), setting)
 
     def colorize_pictures(
         self,
@@ -531,14 +540,28 @@ class Colorizer:
     ) -> np.ndarray:
         """L* planes (each H x W, 0..100, any size) -> N x S x S x 2 float32 ab on the network's
         square grid of side ``size`` (default ``self.size``). ``hints``: hint ab (N x 2 x S x S)
-        and 0/1 mask (N x 1 x S x S), for models that take them."""
-        side = self.size if size is None else size
+        and 0/1 mask (N x 1 x S x S), for models that take them. With ``mirror_average`` the
+        mirror images go through the network in the same batch and their ab, mirrored back, is
+        averaged in."""
+        inputs = (self._small(lightness, size), *(hints or ()))
+        if self.mirror_average:  # the mirror images ride in the same batch
+            inputs = tuple(np.concatenate([x, x[..., ::-1]]) for x in inputs)
+        planes_ab = self._run_network(*inputs)
+        if self.mirror_average:
+            count = len(lightness)
+            planes_ab = (planes_ab[:count] + planes_ab[count:, ..., ::-1]) / 2
+        return np.ascontiguousarray(planes_ab.transpose(0, 2, 3, 1))
+
+    def _run_network(self, small: np.ndarray, *hints: np.ndarray) -> np.ndarray:
+        """N x 1 x S x S L* and hint planes -> N x 2 x S x S float32 ab."""
+        side = small.shape[-1]
         if isinstance(self.network, runtime.TorchNetwork) or side != self.record.input_size:
             # An OpenVINO graph runs at the side it was exported at; others run on PyTorch.
-            ab = self.predict_ab(self.network_input(lightness, size), *_hint_tensors(hints))
-            return ab.float().cpu().permute(0, 2, 3, 1).numpy()
-        planes_ab = self.network(self._small(lightness, size), *(hints or ()))
-        return np.ascontiguousarray(planes_ab.transpose(0, 2, 3, 1))
+            import torch
+
+            tensors = (torch.from_numpy(np.ascontiguousarray(x)) for x in (small, *hints))
+            return self.predict_ab(*tensors).float().cpu().numpy()
+        return self.network(small, *hints)
 
     def predict_bins(
         self,

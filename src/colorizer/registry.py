@@ -69,6 +69,10 @@ class ModelSpec:
     # towards them), or only corrects its automatic colours towards them, as a model without one
     # does (colorizer.guidance.core): the one that measures better for the model's weights.
     native_hints: bool = True
+    # Whether the network also colours the mirror image and the two are averaged (test-time
+    # augmentation): two network passes a photo, for colours that do not hang on one view's
+    # noise. Set where it measured better on the model's validation split.
+    mirror_average: bool = False
 
 
 MODELS: dict[str, ModelSpec] = {}

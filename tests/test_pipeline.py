@@ -132,6 +132,11 @@ def test_mirror_average_is_the_mean_of_the_photo_and_its_mirror_image():
         np.testing.assert_allclose(
             averaged.predict_planes(lightness, hints), (own + other) / 2, atol=1e-3
         )
+        # The distributions too, which guided photos and colour suggestions decode.
+        bins = plain.predict_bins(lightness, hints).numpy()
+        other_bins = plain.predict_bins(mirrored(lightness), hints and tuple(mirrored(hints)))
+        expected = (bins + other_bins.numpy()[..., ::-1]) / 2
+        np.testing.assert_allclose(averaged.predict_bins(lightness, hints), expected, atol=1e-5)
 
 
 def test_colour_photo_warns_and_uses_luminance(colorizer, caplog, tmp_path):

@@ -543,14 +543,25 @@ class Colorizer:
         and 0/1 mask (N x 1 x S x S), for models that take them. With ``mirror_average`` the
         mirror images go through the network in the same batch and their ab, mirrored back, is
         averaged in."""
-        inputs = (self._small(lightness, size), *(hints or ()))
-        if self.mirror_average:  # the mirror images ride in the same batch
-            inputs = tuple(np.concatenate([x, x[..., ::-1]]) for x in inputs)
-        planes_ab = self._run_network(*inputs)
-        if self.mirror_average:
-            count = len(lightness)
-            planes_ab = (planes_ab[:count] + planes_ab[count:, ..., ::-1]) / 2
+        inputs = self._with_mirror_images(self._small(lightness, size), *(hints or ()))
+        planes_ab = self._fold_mirror_images(self._run_network(*inputs), len(lightness))
         return np.ascontiguousarray(planes_ab.transpose(0, 2, 3, 1))
+
+    def _with_mirror_images(self, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+        """N x C x S x S inputs, and with ``mirror_average`` their mirror images after them in
+        the same batch."""
+        if not self.mirror_average:
+            return arrays
+        return tuple(np.ascontiguousarray(np.concatenate([x, x[..., ::-1]])) for x in arrays)
+
+    def _fold_mirror_images(self, outputs, count: int):
+        """The network's answers to ``_with_mirror_images``: with ``mirror_average``, each
+        photo's averaged with its mirror image's, mirrored back (numpy or torch, N x C x S x S)."""
+        if not self.mirror_average:
+            return outputs
+        mirrored = outputs[count:]
+        mirrored = mirrored[..., ::-1] if isinstance(mirrored, np.ndarray) else mirrored.flip(-1)
+        return (outputs[:count] + mirrored) / 2
 
     def _run_network(self, small: np.ndarray, *hints: np.ndarray) -> np.ndarray:
         """N x 1 x S x S L* and hint planes -> N x 2 x S x S float32 ab."""
@@ -569,12 +580,16 @@ class Colorizer:
         hints: tuple[np.ndarray, ...] | None = None,
         size: int | None = None,
     ) -> torch.Tensor | None:
-        """As ``predict_planes``, the model's probabilities over the 313 ab bins
-        (N x 313 x g x g float32 on the CPU), or None for models that predict ab directly."""
+        """As ``predict_planes`` (the mirror average included), the model's probabilities over the
+        313 ab bins (N x 313 x g x g float32 on the CPU), or None for models that predict ab
+        directly."""
         if not self.record.has_distribution:
             return None
-        small = self.network_input(lightness, size)
-        distribution = self.predict_distribution(small, *_hint_tensors(hints))
+        import torch
+
+        inputs = self._with_mirror_images(self._small(lightness, size), *(hints or ()))
+        distribution = self.predict_distribution(*(torch.from_numpy(x) for x in inputs))
+        distribution = self._fold_mirror_images(distribution, len(lightness))
         return distribution.float().cpu()
 
     def predict_ab(self, lightness: torch.Tensor, *hints: torch.Tensor) -> torch.Tensor:
@@ -635,9 +650,3 @@ def _provenance_from_env() -> Provenance:
     from colorizer.provenance import Provenance
 
     return Provenance.from_env()
-
-
-def _hint_tensors(hints: tuple[np.ndarray, ...] | None) -> tuple[torch.Tensor, ...]:
-    import torch
-
-    return () if hints is None else tuple(torch.from_numpy(h) for h in hints)

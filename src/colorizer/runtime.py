@@ -96,7 +96,7 @@ def import_openvino() -> Any:
     import sys
 
     with _IMPORT_LOCK:  # another thread must not see a half-imported openvino
-        # imported before colorizer: too late to change anything
+        # (Imported before colorizer: too late to hide its telemetry from it.)
         openvino = sys.modules.get("openvino") or _import_without_telemetry()
         global _NUMPY_BRIDGE_READY
         if not _NUMPY_BRIDGE_READY:

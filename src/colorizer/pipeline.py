@@ -91,6 +91,9 @@ class Colorizer:
     ``provenance``: what each output says about its making beyond its XMP, which is always
     written (``colorizer.provenance``): a C2PA signing identity, a JSON sidecar. Default: the
     signing identity of ``$COLORIZER_SIGN_KEY`` and ``$COLORIZER_SIGN_CERT``, if set.
+
+    ``mirror_average``: whether each photo's colours are averaged with those of its mirror image
+    (``predict_planes``). Default: the model's catalogue entry (on for colornet-v3).
     """
 
     network: runtime.TorchNetwork | runtime.OpenVinoNetwork
@@ -125,7 +128,7 @@ class Colorizer:
         self.provenance = provenance or _provenance_from_env()
         self.input_multiple = record.input_multiple
         self.size = self.check_size(size or record.input_size)
-        self.mirror_average = self._catalogued("mirror_average", mirror_average)
+        self.mirror_average = record.mirror_average if mirror_average is None else mirror_average
 
     def _load(self, weights: str | Path | None, size: int | None) -> runtime.ExportRecord:
         """Build the PyTorch module (``self.net``); what the pipeline needs to know of it."""
@@ -138,7 +141,8 @@ class Colorizer:
         architecture(self.arch)  # fail early on an unknown architecture name
         self.weights = Path(weights) if weights is not None else ensure_weights(self.name)
         size = size or (spec.input_size if spec else 256)
-        return runtime.record_for(self.name, self.arch, self.weights, size, self.net)
+        mirror = spec is not None and spec.mirror_average
+        return runtime.record_for(self.name, self.arch, self.weights, size, self.net, mirror)
 
     def _start_openvino(self, weights: str | Path | None, size: int | None) -> runtime.ExportRecord:
         """Run on the cached ONNX export of this model, made now if missing or stale."""
@@ -458,17 +462,10 @@ class Colorizer:
     def accepts_hints(self) -> bool:
         """Whether the user's point hints go into the network (``forward(l, hint_ab,
         hint_mask)``): it has a hint input and its catalogue entry says to use it."""
-        return self.record.accepts_hints and self._catalogued("native_hints")
-
-    def _catalogued(self, setting: str, given: bool | None = None) -> bool:
-        """``given``, else the model's catalogue entry's ``setting``, else the field's default
-        (a model known only by its weights file has no entry)."""
-        from colorizer.registry import ModelSpec
         from colorizer.weights import MODELS
 
-        if given is not None:
-            return given
-        return getattr(MODELS.get(self.name, ModelSpec), setting)
+        spec = MODELS.get(self.name)
+        return self.record.accepts_hints and (spec is None or spec.native_hints)
 
     def colorize_pictures(
         self,

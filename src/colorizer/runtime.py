@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "openvino")
 ONNX_OPSET = 17
-EXPORT_VERSION = "1"  # bump when the exported graph changes for the same weights
+EXPORT_VERSION = "2"  # bump when the exported graph or its record changes for the same weights
 INPUT_NAMES = ("lightness", "hint_ab", "hint_mask")
 
 
@@ -66,6 +66,9 @@ class ExportRecord:
     accepts_hints: bool
     has_distribution: bool
     temperature: float | None
+    # The catalogue entry's ``mirror_average``, kept here so that a warm start needs no catalogue
+    # (whose model files import PyTorch).
+    mirror_average: bool = False
     export_version: str = EXPORT_VERSION
     colorizer_version: str = __version__
 
@@ -199,7 +202,9 @@ def cached_export(key: str) -> tuple[Path, ExportRecord] | None:
     return graph, record
 
 
-def record_for(name: str, arch: str, weights: Path, size: int, net: nn.Module) -> ExportRecord:
+def record_for(
+    name: str, arch: str, weights: Path, size: int, net: nn.Module, mirror_average: bool = False
+) -> ExportRecord:
     facts = weights.stat()
     return ExportRecord(
         name=name,
@@ -212,6 +217,7 @@ def record_for(name: str, arch: str, weights: Path, size: int, net: nn.Module) -
         accepts_hints=bool(getattr(net, "accepts_hints", False)),
         has_distribution=hasattr(net, "distribution"),
         temperature=getattr(net, "temperature", None),
+        mirror_average=mirror_average,
     )
 
 

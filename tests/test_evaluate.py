@@ -125,3 +125,25 @@ def test_a_bad_prior_is_refused_before_any_work(photos, tmp_path, capsys):
         assert main(["eval", str(photos), "--prior", str(tmp_path / name), "-q"]) == 1
         err = capsys.readouterr().err
         assert err.startswith(f"error: {tmp_path / name}:") and "Traceback" not in err
+
+
+def test_mirror_average_option_switches_the_catalogue_setting(photos, tmp_path):
+    """``--mirror-average off`` scores colornet-v3 exactly as ``Colorizer(mirror_average=False)``
+    does; ``on`` is the catalogue's default; the two differ."""
+    from colorizer.pipeline import Colorizer
+
+    def psnrs(*extra):
+        out = tmp_path / f"m{len(extra) and extra[-1]}.csv"
+        common = ["eval", str(photos), "--model", "colornet-v3", "--size", "64", "--device"]
+        assert main([*common, "cpu", "--backend", "torch", "--csv", str(out), "-q", *extra]) == 0
+        with open(out) as handle:
+            return [float(r["psnr"]) for r in csv.DictReader(handle) if r["method"] != "grey"]
+
+    plain = Colorizer("colornet-v3", size=64, device="cpu", backend="torch", mirror_average=False)
+    method = evaluate.colorizer_method(plain)
+    reference = evaluate.evaluate({"plain": method}, evaluate.find_photos(photos), progress=False)
+    expected = [row["psnr"] for row in reference.rows["plain"]]
+    assert psnrs("--mirror-average", "off") == pytest.approx(expected, abs=1e-6)
+    default, on = psnrs(), psnrs("--mirror-average", "on")
+    assert default == on
+    assert np.abs(np.subtract(on, expected)).max() > 0.01

@@ -32,7 +32,9 @@ from colorizer.options import (
     UsageError,
     add_device_option,
     add_engine_options,
+    add_mirror_option,
     add_model_options,
+    mirror_average,
     model_for,
     network_size,
     non_negative,
@@ -233,7 +235,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for given, weights in entries:
         name = model_for(given, weights)
         colorizer = Colorizer(
-            name, weights=weights, size=args.size, device=args.device, backend=args.backend
+            name,
+            weights=weights,
+            size=args.size,
+            device=args.device,
+            backend=args.backend,
+            mirror_average=mirror_average(args),
         )
         label = colorizer.name if weights is None else f"{name} ({Path(weights).name})"
         methods[label] = evaluate.colorizer_method(colorizer)
@@ -335,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--size", type=network_size, help="side of the square the networks see (32 to 2048)"
     )
     add_device_option(evaluation, backend=True)
+    add_mirror_option(evaluation)
     evaluation.add_argument("--prior", help="313-bin prior (.npy) for the rebalanced AuC")
     evaluation.add_argument("--csv", help="write per-image metrics to this CSV file")
     evaluation.add_argument("--sheet", help="write contact sheets (grey | models | truth) here")

@@ -125,6 +125,25 @@ def add_device_option(
         )
 
 
+MIRROR_CHOICES = ("on", "off")
+
+
+def add_mirror_option(parser) -> None:
+    """``--mirror-average {on,off}``: override the catalogue's choice (``eval`` measures both)."""
+    parser.add_argument(
+        "--mirror-average",
+        choices=list(MIRROR_CHOICES),
+        help="average each photo's colours with its mirror image's: on or off (default: the "
+        "model's catalogue setting, on for colornet-v3)",
+    )
+
+
+def mirror_average(args: argparse.Namespace) -> bool | None:
+    """``--mirror-average`` as ``Colorizer`` takes it: None (the catalogue's), True or False."""
+    choice = getattr(args, "mirror_average", None)
+    return None if choice is None else choice == "on"
+
+
 def add_model_options(
     parser,
     model: str = MODEL_HELP,

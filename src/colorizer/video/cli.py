@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from colorizer.errors import ColorizerError
-from colorizer.options import add_device_option, add_model_options, model_for
+from colorizer.options import add_device_option, add_model_options, mirror_average, model_for
 
 log = logging.getLogger(__name__)
 # Frames looked at for colour: every 12th of the first 120 (about 5 s), past a black leader.
@@ -148,13 +148,19 @@ def check_keyframes(args: argparse.Namespace) -> None:
 
 
 def colorizer_from_args(args: argparse.Namespace):
-    """The ``Colorizer`` the model, weights, size, device and backend options ask for."""
+    """The ``Colorizer`` the model, weights, size, device, backend and (``eval``)
+    mirror-average options ask for."""
     from colorizer.pipeline import Colorizer
 
     backend = getattr(args, "backend", None)
     model = model_for(args.model, args.weights)
     return Colorizer(
-        model, weights=args.weights, size=args.size, device=args.device, backend=backend
+        model,
+        weights=args.weights,
+        size=args.size,
+        device=args.device,
+        backend=backend,
+        mirror_average=mirror_average(args),
     )
 
 

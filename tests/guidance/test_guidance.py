@@ -219,9 +219,10 @@ def test_anchors_are_the_lowest_cell_of_every_tile():
             assert picked.sum() == 1 and tile[picked][0] == tile.min()
 
 
-def test_a_hint_correction_fades_out_a_third_of_the_photo_away(default):
+def test_a_hint_correction_fades_out_half_the_photo_away(default):
     # A flat photo: nothing but distance holds the correction back, so it must fade from the
-    # full difference at the hint to none beyond the anchors' reach (a third of the width).
+    # full difference at the hint to none beyond the anchors' reach (half the width). The model
+    # paints the flat photo with a gentle gradient, which must not stop the hint's spread.
     image = grey_rgb(np.full((48, 192), 55.0))
     automatic = planes.rgb_to_lab_image(default.colorize(image))
     hinted = planes.rgb_to_lab_image(
@@ -229,7 +230,7 @@ def test_a_hint_correction_fades_out_a_third_of_the_photo_away(default):
     )
     change = np.abs(hinted[..., 1:] - automatic[..., 1:]).sum(-1).mean(0)  # per column
     assert change[:8].mean() > 40  # the hinted red holds at the hint
-    assert change[-48:].max() < 2  # a third of the photo and more away: the model's colours
+    assert change[-48:].max() < 2  # three quarters of the photo away: the model's colours
     assert change[:64].mean() > change[64:128].mean() > change[128:].mean()
 
 
@@ -243,6 +244,32 @@ def test_propagation_keeps_colours_inside_their_region():
     left, right = result[:, :30], result[:, 34:]
     assert left[..., 0].min() > 35 and left[..., 1].min() > 20
     assert right[..., 0].max() < -28 and right[..., 1].max() < -20
+
+
+def test_a_guide_with_colours_stops_propagation_where_they_change():
+    """With the lightness flat, Levin fades a stroke evenly into a zero stroke (an anchor) far
+    away; a guide that also holds colours (as the hint correction passes the model's) keeps it
+    whole on its side of their edge and out of the other. (That a gentle gradient of the
+    model's colours does not hold a hint back, the floor under the affinities' scale, is
+    ``test_a_hint_correction_fades_out_half_the_photo_away``'s.)"""
+    height, width = 48, 96
+    flat = np.full((height, width), 50.0, np.float32)
+    ab = np.zeros((height, width, 2), np.float32)
+    mask = np.zeros((height, width), bool)
+    ab[20:28, 4:12], mask[20:28, 4:12] = (40, 20), True
+    mask[:, -2:] = True  # the anchor: no correction there
+    colours = np.zeros((height, width, 2), np.float32)
+    colours[:, width // 2 :] = (30, -30)  # the model's two regions
+    colours[..., 0] += np.linspace(0, 8, width)  # and a gentle gradient
+    floor = core.CORRECTION_SIGMA_FLOOR
+    alone = propagate.propagate(flat, ab, mask)
+    guided = propagate.propagate(
+        np.dstack([flat, core.CORRECTION_GUIDE_AB * colours]), ab, mask, sigma_floor=floor
+    )
+    assert alone[:, width // 2 + 2 : width // 2 + 10, 0].min() > 10  # a fade through the middle
+    assert alone[:, : width // 2 - 2, 0].min() < 30
+    assert guided[:, : width // 2 - 2, 0].min() > 35  # its own side, across the gradient
+    assert np.abs(guided[:, width // 2 + 2 :]).max() < 5  # not across the colour edge
 
 
 def test_multigrid_agrees_with_the_direct_solve():

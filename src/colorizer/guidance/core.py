@@ -6,7 +6,8 @@ photo's full-resolution ab. ``Colorizer`` runs the network in between; nothing h
 The guiders (``colorizer.guidance.guiders``, one class per kind) are composed so:
 
 * Point hints: the network's colours plus a correction, the difference between the hints'
-  (and scribbles') colours and the network's, spread by Levin propagation and held at zero at
+  (and scribbles') colours and the network's, spread by Levin propagation (guided by the
+  lightness and the network's own colours, ``CORRECTION_GUIDE_AB``) and held at zero at
   the model's most confident cells far from the hints (``ANCHOR_BLOCK``,
   ``ANCHOR_REACH_FRACTION``): a hint recolours its surroundings edge-aware, the far side of
   the photo keeps the model's confident colours. A model that takes hints natively (siggraph17)
@@ -56,12 +57,16 @@ CLEAR_FRACTION = 24
 # A correction (hints and scribbles on the model's colours) is held at zero at anchors: the
 # model's most confident cell (lowest entropy) of each ANCHOR_BLOCK x ANCHOR_BLOCK tile of its
 # grid, so that they cover the photo, and only those farther than 1/ANCHOR_REACH_FRACTION of
-# the photo's longer side from every user stroke: nearer, the correction spreads edge-aware as
-# far as the lightness lets it. Measured on 205 photos of the train split (benchmarks/RESULTS.md,
-# "Hints"): against the confident quarter of the cells cleared within 1/24, colornet-v2 with
-# 10 hints 23.86 -> 25.43 dB, with 1 hint 22.71 -> 22.91.
+# the photo's longer side from every user stroke. Nearer, the correction spreads edge-aware
+# where the lightness and the automatic colours (their ab x CORRECTION_GUIDE_AB, in L* units)
+# are alike: a hint recolours the region the model coloured as one, and stops where the model's
+# colours change even if the lightness does not. Chosen on the train split (benchmarks/
+# RESULTS.md, "Hints"): colornet-v3 on two disjoint sets of 51-52 photos, against the
+# lightness alone with anchors beyond 1/3, 10 hints +0.46 and +0.30 dB, 1 hint +0.06 and +0.08.
 ANCHOR_BLOCK = 8
-ANCHOR_REACH_FRACTION = 3
+ANCHOR_REACH_FRACTION = 2
+CORRECTION_GUIDE_AB = 4.0
+CORRECTION_SIGMA_FLOOR = 4e-4
 
 
 @dataclass(frozen=True)
@@ -270,7 +275,14 @@ class GuidedPlan:
         reach = self._clear_radius(ANCHOR_REACH_FRACTION)
         _, anchor_mask = strokes.clear_near((None, anchors[1]), mine_mask, reach)
         correction = np.where(mine_mask[..., None], mine_ab - automatic, 0).astype(np.float32)
-        correction = propagate.propagate(self.lightness, correction, mine_mask | anchor_mask)
+        guide = (
+            np.dstack([self.lightness, CORRECTION_GUIDE_AB * automatic])
+            if CORRECTION_GUIDE_AB
+            else self.lightness
+        )
+        correction = propagate.propagate(
+            guide, correction, mine_mask | anchor_mask, sigma_floor=CORRECTION_SIGMA_FLOOR
+        )
         return automatic + correction
 
 

@@ -341,3 +341,30 @@ def test_calibration_error_is_zero_when_confidence_matches_the_hit_rate():
     assert figures["right"] == pytest.approx(0.5) and figures["confidence"] == pytest.approx(0.5)
     overconfident = calibration(torch.full((4,), 0.95), torch.tensor([1.0, 0, 0, 0]))
     assert overconfident["calibration_error"] == pytest.approx(0.7)
+
+
+def test_guided_validation_scores_hints_as_the_catalogue_uses_them():
+    """The training's "PSNR 10 hints" is what `colorize eval --hints 10` measures of the same
+    weights: colornet-v3's colours corrected by the hints (its hint input unused), the
+    mirror average aside (validation scores single passes)."""
+    from colorizer import metrics, planes
+    from colorizer.guidance.core import Guidance
+    from colorizer.guidance.protocol import ground_truth_hints
+    from colorizer.pipeline import Colorizer
+
+    config = TrainConfig(family="guided", train="-", out="-", crop=64, init="colornet-v3")
+    family = make_family(config, torch.device("cpu"))
+    photos = colourful_photos()
+    rgb = data.random_crops(photos, 2, 64, data.batch_generator(0, 0), "cpu")
+    figures = family.extra_validation(rgb)
+    shipped = Colorizer("colornet-v3", size=64, device="cpu", backend="torch", mirror_average=False)
+    expected, unhinted = [], []
+    for truth in rgb.permute(0, 2, 3, 1).numpy():
+        light = planes.lightness_image(truth)
+        hints = Guidance(points=ground_truth_hints(truth, 10, 64))
+        expected.append(metrics.psnr(planes.compose(light, shipped.guided_ab(light, hints)), truth))
+        unhinted.append(
+            metrics.psnr(planes.compose(light, shipped.guided_ab(light, Guidance())), truth)
+        )
+    assert figures["psnr_10_hints"] == pytest.approx(np.mean(expected), abs=0.05)
+    assert np.mean(expected) > np.mean(unhinted) + 1  # the hints do change the colours

@@ -383,37 +383,44 @@ class Guided(Hints):
 
     @torch.no_grad()
     def extra_validation(self, rgb: torch.Tensor) -> dict[str, float]:
-        """PSNR with 10 ground-truth hints (SIGGRAPH17's protocol, fixed draws) and how well
-        the confidence is calibrated (expected calibration error, 10 bins)."""
-        from colorizer import metrics
-        from colorizer.guidance.hints import encode_hints, sample_hints
+        """PSNR with 10 ground-truth hints (SIGGRAPH17's protocol, ``colorize eval --hints``'s
+        draws) used as the catalogue uses them, correcting the automatic colours
+        (``colorizer.guidance``), and how well the confidence is calibrated (expected
+        calibration error, 10 bins)."""
         from colorizer.models.colornet_v3 import CONFIDENT_WITHIN
 
         net = self.net.eval()
-        generator = np.random.default_rng(0)
         psnrs, probabilities, rights = [], [], []
         for chunk in rgb.split(16):
             chunk = chunk.to(self.device)
             lab = color.rgb_to_lab(chunk)
             l, ab = lab[:, :1], lab[:, 1:]  # noqa: E741
-            h, w = l.shape[-2:]
-            planes = [
-                encode_hints(sample_hints(a, 10, generator), w, h, (h, w))
-                for a in ab.permute(0, 2, 3, 1).cpu().numpy()
-            ]
-            hint_ab = torch.from_numpy(np.stack([p[0] for p in planes])).to(l)
-            mask = torch.from_numpy(np.stack([p[1] for p in planes])).to(l)
-            hinted = color.lab_to_rgb(torch.cat([l, net(l, hint_ab, mask)], dim=1)).cpu()
-            psnrs += [
-                metrics.psnr(p.permute(1, 2, 0).numpy(), t.permute(1, 2, 0).numpy())
-                for p, t in zip(hinted, chunk.cpu(), strict=True)
-            ]
+            distribution = net.distribution(l).float().cpu()
+            for index, truth in enumerate(chunk.permute(0, 2, 3, 1).cpu().numpy()):
+                psnrs.append(
+                    self._hinted_psnr(truth, lab[index, 0].cpu().numpy(), distribution[index])
+                )
             probabilities.append(net.confidence(l).flatten().cpu())
             rights.append(((net(l) - ab).norm(dim=1) < CONFIDENT_WITHIN).flatten().cpu())
         net.train()
         return {"psnr_10_hints": float(np.mean(psnrs))} | calibration(
             torch.cat(probabilities), torch.cat(rights).float()
         )
+
+    def _hinted_psnr(self, truth: np.ndarray, light: np.ndarray, distribution: torch.Tensor):
+        """PSNR of one crop (``truth``, H x W x 3) with 10 ground-truth hints correcting the
+        colours decoded from its 313 x g x g ``distribution``."""
+        from colorizer import metrics, planes
+        from colorizer.guidance.core import Guidance
+        from colorizer.guidance.protocol import ground_truth_hints
+        from colorizer.prediction import decode_distribution
+
+        temperature = getattr(self.net, "temperature", color.DEFAULT_TEMPERATURE)
+        prediction = decode_distribution(distribution[None], None, temperature)
+        grid = light.shape[-1]
+        guidance = Guidance(points=ground_truth_hints(truth, 10, grid))
+        hinted = guidance.plan(light, accepts_hints=False, grid=grid).finish(prediction)
+        return metrics.psnr(planes.compose(light, hinted), truth)
 
 
 def calibration(probability: torch.Tensor, right: torch.Tensor, bins: int = 10) -> dict:

@@ -540,19 +540,25 @@ class Colorizer:
         and 0/1 mask (N x 1 x S x S), for models that take them. With ``mirror_average`` the
         mirror images go through the network in the same batch and their ab, mirrored back, is
         averaged in."""
-        inputs = self._with_mirror_images(self._small(lightness, size), *(hints or ()))
+        inputs = self._network_inputs(lightness, hints, size)
         planes_ab = self._fold_mirror_images(self._run_network(*inputs), len(lightness))
         return np.ascontiguousarray(planes_ab.transpose(0, 2, 3, 1))
 
-    def _with_mirror_images(self, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
-        """N x C x S x S inputs, and with ``mirror_average`` their mirror images after them in
-        the same batch."""
+    def _network_inputs(
+        self,
+        lightness: Sequence[np.ndarray],
+        hints: tuple[np.ndarray, ...] | None,
+        size: int | None,
+    ) -> tuple[np.ndarray, ...]:
+        """The N x 1 x S x S L* planes and any hint planes, and with ``mirror_average`` their
+        mirror images after them in the same batch."""
+        arrays = (self._small(lightness, size), *(hints or ()))
         if not self.mirror_average:
             return arrays
         return tuple(np.ascontiguousarray(np.concatenate([x, x[..., ::-1]])) for x in arrays)
 
     def _fold_mirror_images(self, outputs, count: int):
-        """The network's answers to ``_with_mirror_images``: with ``mirror_average``, each
+        """The network's answers to ``_network_inputs``: with ``mirror_average``, each
         photo's averaged with its mirror image's, mirrored back (numpy or torch, N x C x S x S)."""
         if not self.mirror_average:
             return outputs
@@ -584,7 +590,7 @@ class Colorizer:
             return None
         import torch
 
-        inputs = self._with_mirror_images(self._small(lightness, size), *(hints or ()))
+        inputs = self._network_inputs(lightness, hints, size)
         distribution = self.predict_distribution(*(torch.from_numpy(x) for x in inputs))
         distribution = self._fold_mirror_images(distribution, len(lightness))
         return distribution.float().cpu()

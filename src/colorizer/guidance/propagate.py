@@ -162,8 +162,9 @@ def propagate(
     work_pixels: int | None = DEFAULT_WORK_PIXELS,
     sigma_floor: float = SIGMA_FLOOR,
 ) -> np.ndarray:
-    """Levin propagation of strokes (``ab`` where ``mask``) over an H x W L* plane, solved at
-    most at ``work_pixels`` (None: full resolution); returns full-resolution H x W x 2 ab."""
+    """Levin propagation of strokes (``ab`` where ``mask``) over an H x W L* plane (or an
+    H x W x C guide, as ``levin_matrix`` takes), solved at most at ``work_pixels`` (None: full
+    resolution); returns full-resolution H x W x 2 ab."""
     height, width = lightness.shape[:2]
     mask = np.asarray(mask, dtype=bool)
     ab = np.asarray(ab, dtype=np.float32)

@@ -139,10 +139,10 @@ def overhead_benchmark(work: Path, results: Results) -> None:
         # Every output exists: the actors only look, so this is the rate of the control path
         # (driver, Ray Data, one row per photo each way).
         for batch in (8, 32):
-            row = skipped_rate(photos, work / "tiny-8", batch)
-            print(f"rerun with every output there, batch size {batch}: {row:.0f} files/s")
+            files_per_s = skipped_rate(photos, work / "tiny-8", batch)
+            print(f"rerun with every output there, batch size {batch}: {files_per_s:.0f} files/s")
             case = tiny | {"run": "rerun, every output there", "batch": batch}
-            results.add(case, files_per_s=row)
+            results.add(case, files_per_s=files_per_s)
 
 
 def skipped_rate(photos: Path, out: Path, batch: int) -> float:
@@ -188,7 +188,7 @@ def ray_start(*arguments: str) -> subprocess.Popen:
     )
 
 
-def two_node_cluster(photos: Path, out: Path, model: str) -> dict[str, float]:
+def two_node_cluster(photos: Path, out: Path, model: str) -> dict[str, float | list[str]]:
     from colorizer.cluster import ray_session
 
     temp_dir = Path(tempfile.mkdtemp(prefix="ray-"))
@@ -216,9 +216,11 @@ def two_node_cluster(photos: Path, out: Path, model: str) -> dict[str, float]:
         address = f"127.0.0.1:{HEAD_PORT}"
         with ray_session(address) as ray:
             wait_for_nodes(ray, 2)
-            result = run_ray(photos, out, model, address=address)
-            result["nodes_with_actors"] = len(actor_nodes())
-            result["listening_elsewhere"] = sockets_off_loopback(nodes)
+            result: dict[str, float | list[str]] = {
+                **run_ray(photos, out, model, address=address),
+                "nodes_with_actors": len(actor_nodes()),
+                "listening_elsewhere": sockets_off_loopback(nodes),
+            }
     finally:
         for node in reversed(nodes):
             os.killpg(node.pid, signal.SIGTERM)  # `ray start --block` stops what it started
@@ -279,12 +281,12 @@ def photos_benchmark(work: Path, args: argparse.Namespace, results: Results) -> 
     results.add({"run": "Ray start-up (local, 2 CPUs)"}, seconds=start_s)
     results.add({"run": "Ray's cost per file"}, ms=overhead * 1000)
     if not args.skip_two_node:
-        row = two_node_cluster(photos, work / "two-nodes", args.model)
+        two_nodes = two_node_cluster(photos, work / "two-nodes", args.model)
         assert outputs(work / "two-nodes") == expected, "the two-node outputs differ"
-        print_row("two-node cluster on 127.0.0.1 (1 CPU each), 2 actors", row, results)
+        print_row("two-node cluster on 127.0.0.1 (1 CPU each), 2 actors", two_nodes, results)
         print(
-            f"two nodes: actors ran on {row['nodes_with_actors']} nodes; sockets off "
-            f"127.0.0.1: {row['listening_elsewhere'] or 'none'}"
+            f"two nodes: actors ran on {two_nodes['nodes_with_actors']} nodes; sockets off "
+            f"127.0.0.1: {two_nodes['listening_elsewhere'] or 'none'}"
         )
     print("every Ray run's outputs are byte-identical to the local engine's")
     read = sum(p.stat().st_size for p in photos.iterdir()) / local["files"]

@@ -46,7 +46,9 @@ def frame_at(path, seconds: float) -> np.ndarray:
     """The decoded frame at ``seconds`` (counted from the first frame), H x W x 3 float sRGB."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        wanted = round(seconds * float(stream.average_rate))
+        rate = stream.average_rate
+        assert rate is not None, f"{path.name}: no average frame rate"
+        wanted = round(seconds * float(rate))
         for index, frame in enumerate(container.decode(stream)):
             if index == wanted:
                 return frame.to_ndarray(format="rgb24").astype(np.float32) / 255

@@ -39,6 +39,7 @@ def make_folder(folder: Path, count: int) -> list[Path]:
     for i in range(count):
         if i < len(sources):
             grey = cv2.imread(str(sources[i]), cv2.IMREAD_GRAYSCALE)
+            assert grey is not None, f"{sources[i]}: not a readable image"
             grey = cv2.resize(grey, SIZE, interpolation=cv2.INTER_CUBIC)
         else:
             rng = np.random.default_rng(i)
@@ -91,10 +92,10 @@ def folder(args: argparse.Namespace, results: Results) -> None:
         print("| output | floor photos/s | ours photos/s | ours / floor |")
         print("|---|---|---|---|")
         ours(colorizer, paths, work / "out", ".png")
-        results = {p: np.asarray(Image.open(work / "out" / f"{p.stem}.png")) for p in paths}
+        colorized = {p: np.asarray(Image.open(work / "out" / f"{p.stem}.png")) for p in paths}
         for suffix in (".png", ".jpg"):
             best_floor = min(
-                floor(paths, results, work / "out", suffix) for _ in range(args.repeat)
+                floor(paths, colorized, work / "out", suffix) for _ in range(args.repeat)
             )
             best_ours = min(
                 ours(colorizer, paths, work / "out", suffix) for _ in range(args.repeat)

@@ -41,7 +41,7 @@ import threading
 import time
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import httpx
@@ -773,7 +773,7 @@ def attack_flood(b: Battery, count: int) -> None:
         except OSError as error:
             b.check(kind, f"connect {type(error).__name__}", b"", "connect")
     time.sleep(1.0)
-    answers = []
+    answers: list[tuple[int | str, bytes]] = []
     for sock in sockets:  # the surplus ones were answered already; the rest wait for a deadline
         sock.setblocking(False)
         try:
@@ -824,7 +824,8 @@ def attack_video_races(b: Battery, clip: bytes, trials: int) -> None:
         job_id = posted.json()["id"]
         if wait_job(b, kind, job_id) != "done":
             continue
-        start, answers = threading.Barrier(2), {}
+        start = threading.Barrier(2)
+        answers: dict[str, httpx.Response | None] = {}
 
         def fetch(job_id=job_id, start=start, answers=answers):
             start.wait()
@@ -857,7 +858,7 @@ def attack_video_races(b: Battery, clip: bytes, trials: int) -> None:
 
 def attack_keys(b: Battery, photo: bytes) -> None:
     kind = "API keys"
-    variants = {
+    variants: dict[str, Mapping[str, str] | Mapping[bytes, bytes] | list[tuple[str, str]]] = {
         "none": {},
         "empty X-API-Key": {"X-API-Key": ""},
         "wrong": {"X-API-Key": "wrong-key-0123456789abcdef0123"},
@@ -866,7 +867,7 @@ def attack_keys(b: Battery, photo: bytes) -> None:
         "upper case": {"X-API-Key": KEY.upper()},
         "space after": {"X-API-Key": KEY + " "},
         "NUL inside": {"X-API-Key": KEY[:5] + "\x00" + KEY[5:]},
-        "utf-8": {"X-API-Key": "ключ".encode()},
+        "utf-8": {b"X-API-Key": "ключ".encode()},
         "bearer wrong": {"Authorization": "Bearer nope"},
         "bearer empty": {"Authorization": "Bearer "},
         "basic with key": {"Authorization": "Basic " + KEY},

@@ -22,6 +22,7 @@ import argparse
 import copy
 import os
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +99,7 @@ def convolution_limit(net: nn.Module, size: int, repeat: int) -> tuple[float, fl
     total_macs, floor, peak = 0.0, 0.0, 0.0
     with torch.inference_mode():
         for module, in_shape, out_shape in shapes:
+            assert isinstance(module, nn.Conv2d | nn.ConvTranspose2d)  # the hooked modules
             kernel = module.weight.shape[2] * module.weight.shape[3]
             if isinstance(module, nn.ConvTranspose2d):  # every input pixel meets every tap
                 macs = in_shape.numel() * module.out_channels * kernel
@@ -106,8 +108,9 @@ def convolution_limit(net: nn.Module, size: int, repeat: int) -> tuple[float, fl
             candidates = {}
             for memory_format in (torch.contiguous_format, torch.channels_last):
                 x = torch.randn(in_shape).contiguous(memory_format=memory_format)
-                conv = copy.deepcopy(module).to(memory_format=memory_format)
-                candidates[str(memory_format)] = lambda conv=conv, x=x: conv(x)
+                # Module.to takes memory_format (documented), but torch's overloads omit it.
+                conv = copy.deepcopy(module).to(memory_format=memory_format)  # type: ignore[call-overload]
+                candidates[str(memory_format)] = partial(conv, x)
             best = min(best_times(candidates, repeat + 2).values())
             total_macs += macs
             floor += best

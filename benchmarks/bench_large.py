@@ -45,6 +45,7 @@ def make_scan(path: Path, megapixels: float, source: Path | None) -> tuple[int, 
     height = int(megapixels * 1e6 // width)
     if source is not None and source.exists():
         photo = cv2.imread(str(source), cv2.IMREAD_GRAYSCALE)
+        assert photo is not None, f"{source}: not a readable image"
         scan = cv2.resize(photo, (width, height), interpolation=cv2.INTER_CUBIC)
     else:
         scan = np.add.outer(np.arange(height) // 64, np.arange(width) // 64).astype(np.uint8)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import io
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -62,8 +63,8 @@ def provenance(args: argparse.Namespace, results: Results) -> None:
         for suffix in (".jpg", ".png", ".tif"):
             times = best_times(
                 {
-                    "plain": lambda s=suffix: write(work, s, rgb, base_meta),
-                    "marked": lambda s=suffix: write(work, s, rgb, with_xmp),
+                    "plain": partial(write, work, suffix, rgb, base_meta),
+                    "marked": partial(write, work, suffix, rgb, with_xmp),
                 },
                 args.repeat,
             )
@@ -93,7 +94,7 @@ def photo(width: int, height: int) -> np.ndarray:
     slow), contiguous as a write hands it to the pixel hash."""
     rng = np.random.default_rng(0)
     base = rng.integers(0, 255, (height // 16, width // 16), dtype=np.uint8)
-    grey = np.asarray(Image.fromarray(base).resize((width, height), Image.BICUBIC))
+    grey = np.asarray(Image.fromarray(base).resize((width, height), Image.Resampling.BICUBIC))
     return np.dstack([grey, np.roll(grey, 7, axis=1), grey[::-1]]).copy()
 
 

@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -67,8 +68,8 @@ def network_stage(repeat: int, results: Results) -> None:
         tensor = torch.from_numpy(light)
         times = best_times(
             {
-                "torch": lambda tensor=tensor: torch_side.predict_ab(tensor),
-                "openvino": lambda light=light: fast.network(light),
+                "torch": partial(torch_side.predict_ab, tensor),
+                "openvino": partial(fast.network, light),
             },
             repeat,
         )
@@ -130,7 +131,7 @@ def full_resolution(repeat: int, results: Results) -> None:
 
     grey = grey_photo(3000, 4000)
     lightness = planes.lightness_image(np.repeat(grey[..., None], 3, 2) / np.float32(255), True)
-    ab = np.random.default_rng(0).uniform(-40, 40, (256, 256, 2)).astype(np.float32)
+    ab: np.ndarray = np.random.default_rng(0).uniform(-40, 40, (256, 256, 2)).astype(np.float32)
     ab = cv2.GaussianBlur(ab, (0, 0), 8)
     times = best_times(
         {
@@ -168,9 +169,7 @@ def png_levels(repeat: int, results: Results) -> None:
         image.save(buffer, "PNG", compress_level=level)
         return len(buffer.getvalue())
 
-    times = best_times(
-        {level: lambda level=level: save(level) for level in (0, 1, 3, 6, 9)}, repeat
-    )
+    times = best_times({level: partial(save, level) for level in (0, 1, 3, 6, 9)}, repeat)
     print(f"\n4. PNG of a colorized {image.width} x {image.height} photo, by zlib level")
     for level, seconds in times.items():
         print(

@@ -100,6 +100,7 @@ def client(
             data = {"hints": HINTS} if len(photos) > 1 and count % 3 == 2 else None
             count += 1
             watch = Stopwatch()
+            outcome: int | str
             try:
                 files = {"image": ("photo.jpg", photo, "image/jpeg")}
                 response = http.post(url, files=files, data=data)
@@ -170,7 +171,12 @@ def server(args: argparse.Namespace, results: Results) -> None:
         f"server workers {args.workers}, {elapsed:.1f} s wall"
     )
     print(f"requests: {len(outcomes)}  ok: {len(ok)}  429: {refused}  failed: {failed}")
-    row = {"requests": len(outcomes), "ok": len(ok), "refused": refused, "failed": failed}
+    row: dict[str, float | str] = {
+        "requests": len(outcomes),
+        "ok": len(ok),
+        "refused": refused,
+        "failed": failed,
+    }
     row["wall_s"] = elapsed
     if len(ok):
         p50, p95 = np.percentile(ok, [50, 95])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -62,13 +63,13 @@ def shipped(args: argparse.Namespace, results: Results) -> None:
         light = torch.rand(1, 1, 256, 256) * 100
         with torch.inference_mode():
             network = best_times(
-                {name: lambda m=m: m.predict_ab(light) for name, m in models.items()},
+                {name: partial(m.predict_ab, light) for name, m in models.items()},
                 args.repeat,
             )
         photos = {size: grey_photo(*size) for size in [(3000, 4000), (256, 256)]}
         end_to_end = {
             size: best_times(
-                {name: lambda m=m, p=p: m.colorize(p) for name, m in models.items()},
+                {name: partial(m.colorize, p) for name, m in models.items()},
                 args.repeat,
             )
             for size, p in photos.items()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ from colorizer.train import data
 from colorizer.train.config import make_config
 from colorizer.train.families import make_family
 
-RECIPES = {
+RECIPES: dict[str, dict[str, Any]] = {  # name -> make_config overrides
     "v2 (crop 192)": dict(
         family="classification", arch="colornet-v2", crop=192, encoder_lr_scale=0.2,
         ab_l1_weight=2.0, init="colornet-v2",

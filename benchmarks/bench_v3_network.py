@@ -13,6 +13,7 @@ one stage of several.
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
 import numpy as np
 
@@ -33,7 +34,7 @@ def v3_network(args: argparse.Namespace, results: Results) -> None:
     }
     plane = np.random.default_rng(0).uniform(0, 100, (256, 256)).astype(np.float32)
     times = best_times(
-        {name: lambda m=m: m.predict_planes([plane]) for name, m in models.items()}, args.repeat
+        {name: partial(m.predict_planes, [plane]) for name, m in models.items()}, args.repeat
     )
     print(f"OpenVINO, one 256x256 plane, best of {args.repeat} interleaved calls:")
     for name, seconds in times.items():
@@ -47,7 +48,7 @@ def v3_network(args: argparse.Namespace, results: Results) -> None:
         results.add({"model": name, "size": "256x256", "backend": "openvino"}, seconds=seconds)
     v3 = {name: m for name, m in models.items() if name.startswith("colornet-v3")}
     photo = grey_photo(3000, 4000)
-    whole = best_times({name: lambda m=m: m.colorize(photo) for name, m in v3.items()}, 3)
+    whole = best_times({name: partial(m.colorize, photo) for name, m in v3.items()}, 3)
     print("a 12 MP photo end to end, best of 3:")
     for name, seconds in whole.items():
         against = ratio(seconds, whole["colornet-v3"], "4.2f")

@@ -43,6 +43,7 @@ def io_floor(clip: Path, out: Path, settings: EncoderSettings) -> dict[str, floa
         stream = sink.add_stream(
             settings.codec, rate=video.average_rate, options=encoder_options(settings)
         )
+        assert isinstance(stream, av.VideoStream)  # the codec is named at run time
         stream.width, stream.height, stream.pix_fmt = video.width, video.height, settings.pix_fmt
         decoded = source.decode(video)
         watch = Stopwatch()

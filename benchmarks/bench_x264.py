@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 
 import av
@@ -38,6 +39,7 @@ def encode(
 ) -> None:
     with av.open(str(out), "w") as sink:
         stream = sink.add_stream(settings.codec, rate=rate, options=encoder_options(settings))
+        assert isinstance(stream, av.VideoStream)  # the codec is named at run time
         stream.height, stream.width = frames[0].shape[:2]
         stream.pix_fmt = settings.pix_fmt
         for index, rgb in enumerate(frames):
@@ -73,7 +75,7 @@ def x264(args: argparse.Namespace, results: Results) -> None:
         for preset in args.presets:
             out = Path(tmp) / f"{preset}.mp4"
             settings = EncoderSettings(crf=args.crf, preset=preset)
-            seconds, _ = best_of(lambda s=settings, o=out: encode(frames, rate, o, s), args.repeat)
+            seconds, _ = best_of(partial(encode, frames, rate, out, settings), args.repeat)
             first = first or seconds
             fidelity = psnr(frames, out)
             print(

@@ -34,5 +34,9 @@ class BinClassifier(nn.Module):
         return F.softmax(self.logits(l, *hints), dim=1)
 
     def forward(self, l: torch.Tensor, *hints: torch.Tensor | None) -> torch.Tensor:  # noqa: E741
-        ab = color.annealed_mean(self.logits(l, *hints), self.bins, self.temperature)
-        return F.interpolate(ab, size=l.shape[-2:], mode="bilinear", align_corners=False)
+        return self.decode(self.logits(l, *hints), l.shape[-2:])
+
+    def decode(self, logits: torch.Tensor, size: tuple[int, ...] | torch.Size) -> torch.Tensor:
+        """The annealed mean of ``logits``, N x 2 x ``size`` ab upsampled bilinearly."""
+        ab = color.annealed_mean(logits, self.bins, self.temperature)
+        return F.interpolate(ab, size=size, mode="bilinear", align_corners=False)

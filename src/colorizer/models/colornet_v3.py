@@ -122,9 +122,14 @@ class ColorNetV3(ColorNetV2):
         hint_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """P(decoded ab within ``CONFIDENT_WITHIN`` of the truth), N x 1 x H x W, input grid."""
-        logits = self.confidence_logits(self.features(l, hint_ab, hint_mask))
-        probability = torch.sigmoid(logits)
-        return F.interpolate(probability, size=l.shape[-2:], mode="bilinear", align_corners=False)
+        return self.confidence_from(self.features(l, hint_ab, hint_mask), l.shape[-2:])
+
+    def confidence_from(
+        self, features: torch.Tensor, size: tuple[int, ...] | torch.Size
+    ) -> torch.Tensor:
+        """``confidence`` from the decoder's ``features``, upsampled bilinearly to ``size``."""
+        probability = torch.sigmoid(self.confidence_logits(features))
+        return F.interpolate(probability, size=size, mode="bilinear", align_corners=False)
 
 
 MODEL_SPECS = register_models(

@@ -395,13 +395,16 @@ class Guided(Hints):
             chunk = chunk.to(self.device)
             lab = color.rgb_to_lab(chunk)
             l, ab = lab[:, :1], lab[:, 1:]  # noqa: E741
-            distribution = net.distribution(l).float().cpu()
+            features = net.features(l)  # once: the bins, the colours and the confidence read it
+            logits = net.head(features)
+            distribution = F.softmax(logits, dim=1).float().cpu()
             for index, truth in enumerate(chunk.permute(0, 2, 3, 1).cpu().numpy()):
                 psnrs.append(
                     self._hinted_psnr(truth, lab[index, 0].cpu().numpy(), distribution[index])
                 )
-            probabilities.append(net.confidence(l).flatten().cpu())
-            rights.append(((net(l) - ab).norm(dim=1) < CONFIDENT_WITHIN).flatten().cpu())
+            probabilities.append(net.confidence_from(features, l.shape[-2:]).flatten().cpu())
+            decoded = net.decode(logits, l.shape[-2:])
+            rights.append(((decoded - ab).norm(dim=1) < CONFIDENT_WITHIN).flatten().cpu())
         net.train()
         return {"psnr_10_hints": float(np.mean(psnrs))} | calibration(
             torch.cat(probabilities), torch.cat(rights).float()

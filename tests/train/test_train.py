@@ -15,7 +15,7 @@ from PIL import Image
 from colorizer.errors import ColorizerError
 from colorizer.train import data, families
 from colorizer.train.__main__ import main
-from colorizer.train.config import make_config
+from colorizer.train.config import TrainConfig, make_config
 from colorizer.train.export import export, load_exported, read_metadata
 from colorizer.train.loop import before_and_after, read_checkpoint, train
 from colorizer.weights import create_model
@@ -150,6 +150,52 @@ def test_random_crops_are_reproducible_and_in_range():
     assert first.shape == (5, 3, 32, 32)
     assert first.min() >= 0 and first.max() <= 1
     assert torch.equal(first, again) and not torch.equal(first, other)
+
+
+def red_third_photo(height: int = 48, width: int = 144) -> np.ndarray:
+    """uint8 H x W x 3: the left third red, the rest blue."""
+    photo = np.zeros((height, width, 3), np.uint8)
+    photo[:, : width // 3, 0] = 255
+    photo[:, width // 3 :, 2] = 255
+    return photo
+
+
+def test_a_whole_view_is_the_whole_photo_squashed_as_inference_sees_it():
+    photo = red_third_photo()
+    image = torch.from_numpy(photo).permute(2, 0, 1).float() / 255
+    # No zoom, centred, not mirrored: the photo resized to the square, as cv2's area resize does.
+    view = data._whole_view(image, 32, [0.0, 1.0, 0.5, 0.5, 0.9])
+    reference = cv2.resize(photo, (32, 32), interpolation=cv2.INTER_AREA) / 255
+    difference = np.abs(view.permute(1, 2, 0).numpy() - reference)
+    assert difference.mean() < 0.02 and difference.max() < 0.35  # only the red/blue seam
+    crops = data.random_crops([photo], 16, 32, data.batch_generator(0, 0), "cpu", None, 1.0)
+    red = (crops[:, 0] > 0.5).float().mean(dim=(1, 2))
+    assert ((red > 0.2) & (red < 0.45)).all()  # a third of every view, zoomed at most 15%
+    left = (crops[:, 0, :, :10] > 0.5).float().mean(dim=(1, 2)) > 0.5
+    assert left.any() and not left.all()  # mirrored about half the time
+
+
+def test_whole_fraction_mixes_whole_views_with_crops_and_zero_keeps_the_old_batches():
+    photo = red_third_photo()
+    generator = data.batch_generator(1, 2)
+    crops = data.random_crops([photo], 64, 32, generator, "cpu", None, 0.5)
+    red = (crops[:, 0] > 0.5).float().mean(dim=(1, 2))
+    whole = (red > 0.2) & (red < 0.45)
+    assert 16 < int(whole.sum()) < 48  # a 32 px crop of a 48 px high photo is mostly one colour
+    before = data.random_crops([photo], 8, 32, data.batch_generator(1, 2), "cpu")
+    after = data.random_crops([photo], 8, 32, data.batch_generator(1, 2), "cpu", None, 0.0)
+    assert torch.equal(before, after)
+
+
+def test_validation_on_whole_photos_sees_what_centre_crops_miss():
+    photo = red_third_photo()
+    whole = data.whole_photos([photo], 32)
+    centre = data.centre_crops([photo], 32)
+    assert whole.shape == centre.shape == (1, 3, 32, 32)
+    assert abs(float((whole[0, 0] > 0.5).float().mean()) - 1 / 3) < 0.05
+    assert float((centre[0, 0] > 0.5).float().mean()) == 0.0  # the centre is all blue
+    with pytest.raises(ColorizerError, match="whole_fraction"):
+        TrainConfig(family="guided", train="x", out="y", whole_fraction=1.5)
 
 
 # -- loop, checkpoints, resume ----------------------------------------------------------------

@@ -29,6 +29,10 @@ class TrainConfig:
     # crop, at a fraction of the compute
     view: int | None = None
     val_crop: int | None = None  # side of the validation crops (None: ``crop``)
+    # Inference squashes the whole photo to the network's square; these train on (this fraction
+    # of the views) and validate on (val_whole) whole photos seen that way, not square crops.
+    whole_fraction: float = 0.0
+    val_whole: bool = False
     lr: float | None = None  # None: the family's default
     warmup: int = 200  # linear warm-up steps before the cosine decay
     seed: int = 0
@@ -79,6 +83,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ColorizerError(f"{name} must be at least 1, got {value}")
+        if not 0 <= self.whole_fraction <= 1:
+            raise ColorizerError(f"whole_fraction must be in [0, 1], got {self.whole_fraction}")
         if not 0 <= self.no_hint_fraction <= 1:
             raise ColorizerError(f"no_hint_fraction must be in [0, 1], got {self.no_hint_fraction}")
 

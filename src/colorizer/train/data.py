@@ -39,6 +39,7 @@ SUFFIXES = imageio.PHOTO_SUFFIXES
 MARGIN = 1.25  # cached short side / crop: room for random positions, scale and rotation
 MAX_ROTATION = 10.0  # degrees
 SCALE_RANGE = (0.8, 1.1)  # side of the photo region a crop covers, relative to the crop
+WHOLE_SCALE_RANGE = (0.85, 1.0)  # a whole-photo view: the fraction of each side it keeps
 _CACHE_VERSION = 3
 # Mean chroma (Lab units, on a copy at most 256 px) below which a photo that does not look colour
 # is a near-neutral scene worth training on. Measured on the 478 photos of shared/data/train that
@@ -248,16 +249,38 @@ def random_crops(
     generator: torch.Generator,
     device,
     view: int | None = None,
+    whole_fraction: float = 0.0,
 ) -> torch.Tensor:
     """``count`` augmented crops, N x 3 x crop x crop float sRGB on ``device``, each covering
-    about ``view`` x ``view`` photo pixels (default ``crop``: no resampling beyond the jitter)."""
+    about ``view`` x ``view`` photo pixels (default ``crop``: no resampling beyond the jitter),
+    or, for about ``whole_fraction`` of them, the whole photo squashed (``_whole_view``)."""
     indices = torch.randint(len(photos), (count,), generator=generator).tolist()
     crops = []
     for index in indices:
-        draws = torch.rand(5, generator=generator, dtype=torch.float64).tolist()
+        # A sixth draw only when asked for: runs without whole views keep their batches.
+        draws = torch.rand(6 if whole_fraction else 5, generator=generator, dtype=torch.float64)
         image = torch.from_numpy(photos[index]).to(device).permute(2, 0, 1).float() / 255
-        crops.append(_warp(image, crop, draws, view or crop))
+        if whole_fraction and draws[5] < whole_fraction:
+            crops.append(_whole_view(image, crop, draws.tolist()))
+        else:
+            crops.append(_warp(image, crop, draws.tolist(), view or crop))
     return torch.stack(crops)
+
+
+def _whole_view(image: torch.Tensor, crop: int, draws: list[float]) -> torch.Tensor:
+    """The whole 3 x H x W photo squashed to ``crop`` x ``crop``, as inference shows a photo to
+    the network, with a mild zoom (``WHOLE_SCALE_RANGE`` of each side, at a random position)
+    and maybe mirrored. The photo is first shrunk with antialiasing, then cut in one
+    resampling."""
+    scale = WHOLE_SCALE_RANGE[0] + draws[1] * (WHOLE_SCALE_RANGE[1] - WHOLE_SCALE_RANGE[0])
+    side = math.ceil(crop / scale)
+    square = F.interpolate(image[None], size=(side, side), mode="bilinear", antialias=True)
+    # Output [-1, 1] -> a box of half-side ``scale`` inside the square's [-1, 1].
+    centre_x, centre_y = ((2 * draw - 1) * (1 - scale) for draw in draws[2:4])
+    flip = -1.0 if draws[4] < 0.5 else 1.0
+    theta = torch.tensor([[flip * scale, 0.0, centre_x], [0.0, scale, centre_y]]).to(image)
+    grid = F.affine_grid(theta[None], [1, 3, crop, crop], align_corners=False)
+    return F.grid_sample(square, grid, mode="bilinear", align_corners=False)[0].clamp(0, 1)
 
 
 def _warp(image: torch.Tensor, crop: int, draws: list[float], view: int) -> torch.Tensor:
@@ -285,6 +308,15 @@ def _warp(image: torch.Tensor, crop: int, draws: list[float], view: int) -> torc
     grid = F.affine_grid(theta[None], [1, 3, crop, crop], align_corners=False)
     warped = F.grid_sample(image[None], grid, mode="bilinear", align_corners=False)
     return warped[0].clamp(0, 1)
+
+
+def whole_photos(photos: list[np.ndarray], side: int) -> torch.Tensor:
+    """Each whole photo squashed to ``side`` x ``side`` as inference does (area averaging),
+    N x 3 x side x side float (validation of what ships)."""
+    squares = [cv2.resize(photo, (side, side), interpolation=cv2.INTER_AREA) for photo in photos]
+    if not squares:
+        return torch.zeros(0, 3, side, side)
+    return torch.from_numpy(np.stack(squares)).permute(0, 3, 1, 2).float() / 255
 
 
 def centre_crops(photos: list[np.ndarray], crop: int) -> torch.Tensor:

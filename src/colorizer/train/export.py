@@ -193,7 +193,8 @@ def model_card(name: str, filename: str, model: nn.Module, state: dict, metrics)
         f"| Parameters | {params:,} ({params * 4 / 2**20:.1f} MiB as float32) |",
         f"| Loss | {LOSSES[config['family']]} |",
         f"| Training data | {data} |",
-        f"| Validation data | {held_out} ({info.get('val_crops', '?')} centre crops) |",
+        f"| Validation data | {held_out} ({info.get('val_crops', '?')} "
+        f"{'whole photos' if config.get('val_whole') else 'centre crops'}) |",
         f"| Steps | {state['step']:,} x {config['batch_size']} crops of {config['crop']} px "
         f"= {images:,} crops |",
         f"| Training time | {hours:.2f} h on {state.get('hardware', '?')} "

@@ -105,7 +105,13 @@ def _run(family, config, photos, val_rgb, start, seconds, info, world, progress)
                 group["lr"] = lr * group.get("lr_scale", 1.0)
         generator = data.batch_generator(config.seed, step, rank)
         rgb = data.random_crops(
-            photos, config.batch_size, config.crop, generator, family.device, config.view
+            photos,
+            config.batch_size,
+            config.crop,
+            generator,
+            family.device,
+            config.view,
+            config.whole_fraction,
         )
         meter.add(family.step(data.make_batch(rgb)))
         bar.update(1)
@@ -232,7 +238,8 @@ def training_device(name: str) -> torch.device:
 
 
 def load_data(config: TrainConfig, verbose: bool) -> tuple[data.PhotoSet, torch.Tensor | None]:
-    """Training photos and the validation crops (N x 3 x crop x crop, CPU), never overlapping."""
+    """Training photos and the validation images (N x 3 x crop x crop, CPU: centre crops, or
+    with ``val_whole`` the whole photos squashed), never overlapping."""
     train_files, val_files = data.training_and_validation_files(
         config.train, config.val, config.val_fraction
     )
@@ -251,7 +258,11 @@ def load_data(config: TrainConfig, verbose: bool) -> tuple[data.PhotoSet, torch.
     )
     if verbose:
         say(f"validation data: {val.summary()}")
-    return photos, data.centre_crops(val.photos, val_crop) if val.photos else None
+    if not val.photos:
+        return photos, None
+    if config.val_whole:
+        return photos, data.whole_photos(val.photos, val_crop)
+    return photos, data.centre_crops(val.photos, val_crop)
 
 
 # -- validation ---------------------------------------------------------------------------------

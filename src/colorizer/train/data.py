@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from colorizer import color, imageio
 from colorizer.errors import ColorizerError
 from colorizer.files import atomic_write
+from colorizer.planes import resize_plane
 
 log = logging.getLogger(__name__)
 
@@ -311,9 +312,9 @@ def _warp(image: torch.Tensor, crop: int, draws: list[float], view: int) -> torc
 
 
 def whole_photos(photos: list[np.ndarray], side: int) -> torch.Tensor:
-    """Each whole photo squashed to ``side`` x ``side`` as inference does (area averaging),
+    """Each whole photo squashed to ``side`` x ``side`` as inference does (``resize_plane``),
     N x 3 x side x side float (validation of what ships)."""
-    squares = [cv2.resize(photo, (side, side), interpolation=cv2.INTER_AREA) for photo in photos]
+    squares = [resize_plane(photo, side, side) for photo in photos]
     if not squares:
         return torch.zeros(0, 3, side, side)
     return torch.from_numpy(np.stack(squares)).permute(0, 3, 1, 2).float() / 255

@@ -136,8 +136,8 @@ MODEL_SPECS = register_models(
     ModelSpec(
         name="colornet-v3",
         arch="colornet-v3",
-        description="Ours, in training (issue 26): colornet-v2 + point hints + a calibrated "
-        "confidence, one network for automatic colour and hints; more vivid, opt-in",
+        description="Ours, the 15-hour campaign of issue 26: colornet-v2 + point hints + a "
+        "calibrated confidence, one network for automatic colour and hints; more vivid, opt-in",
         input_size=256,
         filename="colornet-v3.safetensors",
         url=None,
